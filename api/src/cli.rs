@@ -1,0 +1,45 @@
+//! The command line: one subcommand per task, each a thin layer over the library crates.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{ServeArgs, ServeConfig};
+
+/// seing — parapheur and electronic signature for local authorities.
+#[derive(Debug, Parser)]
+#[command(name = "seing", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `seing`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (REST API and web UI).
+    Serve(ServeArgs),
+}
+
+/// Runs one parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = ServeConfig::resolve(args)?;
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(crate::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEING_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

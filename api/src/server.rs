@@ -1,0 +1,89 @@
+//! The HTTP service: router, shared state and start-up.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use seing_engine::storage::Database;
+use serde::Serialize;
+
+use crate::config::ServeConfig;
+
+/// State shared by every request handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub database: Database,
+}
+
+/// Builds the router of the service.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Creates the data folder, opens the database and serves until Ctrl-C.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.data_dir.join("documents"))
+        .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
+    let database = Database::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open database {}", config.database_url))?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        data_dir = %config.data_dir.display(),
+        backend = database.backend(),
+        "seing is serving"
+    );
+    let app = router(Arc::new(AppState { database }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// Body of `GET /healthz`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    database: DatabaseHealth,
+}
+
+#[derive(Debug, Serialize)]
+struct DatabaseHealth {
+    backend: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Health>) {
+    let ping = state.database.ping().await;
+    let healthy = ping.is_ok();
+    let body = Health {
+        status: if healthy { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        database: DatabaseHealth {
+            backend: state.database.backend(),
+            status: if healthy { "up" } else { "down" },
+            error: ping.err().map(|e| e.to_string()),
+        },
+    };
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
+}

@@ -1,0 +1,132 @@
+//! `seing serve` as a user starts it: the real binary, a fresh data folder, `GET /healthz`.
+
+use std::io::{BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn start(args: &[&str], envs: &[(&str, &str)]) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+fn wait_for_health(server: &mut Server, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = get(port, "/healthz") {
+            return response;
+        }
+        if let Some(status) = server.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            BufReader::new(server.0.stderr.take().unwrap())
+                .read_to_string(&mut stderr)
+                .unwrap();
+            panic!("seing serve exited with {status}: {stderr}");
+        }
+        assert!(Instant::now() < deadline, "server did not answer in 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_creates_its_data_folder_and_answers_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = start(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let response = wait_for_health(&mut server, port);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response.split("\r\n\r\n").nth(1).unwrap();
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["database"]["backend"], "sqlite");
+    assert_eq!(json["database"]["status"], "up");
+    assert!(data.join("seing.db").is_file());
+    assert!(data.join("documents").is_dir());
+}
+
+#[test]
+fn serve_reads_listen_address_from_the_environment_and_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("seing.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n",
+            dir.path().join("from-file").display()
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = start(
+        &["serve"],
+        &[
+            ("SEING_LISTEN", listen.as_str()),
+            ("SEING_CONFIG", config.to_str().unwrap()),
+        ],
+    );
+    let response = wait_for_health(&mut server, port);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(dir.path().join("from-file/seing.db").is_file());
+}
+
+#[test]
+fn serve_reports_an_unreadable_config_file_in_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .args(["serve", "--config", "/nonexistent/seing.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("seing: cannot read configuration file /nonexistent/seing.toml"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -1,0 +1,6 @@
+//! `seing-certs-test` — test fixtures for seing's signatures.
+//!
+//! A PKI shaped like an RGS** hierarchy (root, "personnes" and "cachets" intermediates, élu, seal
+//! and TSA certificates, expired, revoked and wrong-usage signers, a CRL), isolated SoftHSM2 tokens
+//! whose keys are generated on the token, and a test RFC 3161 timestamp authority over HTTP. It is
+//! never used by the product at run time; it may depend on `seing-signer` only.

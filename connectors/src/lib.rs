@@ -1,0 +1,6 @@
+//! `seing-connectors` — the outside world of seing.
+//!
+//! Transmission of acts to the prefecture (@ctes) and of PES V2 files to the treasury (Hélios),
+//! through the S²LOW HTTP API or a drop folder; SEDA 2.1 archive packages; notification mail with
+//! proof of receipt. It implements the ports (traits) that `seing-engine` defines, and may depend on
+//! `seing-engine` and `seing-signer`, never on the API crate.
