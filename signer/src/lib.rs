@@ -5,3 +5,5 @@
 //! one model: `prepare` builds what is signed and returns the data to sign with a serializable
 //! state, a key signs, `finalize` checks the signature values and assembles the document. It knows
 //! nothing of workflows, storage or HTTP servers, and depends on no other seing crate.
+
+pub mod digest;
