@@ -130,3 +130,36 @@ fn serve_reports_an_unreadable_config_file_in_one_line() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn serve_answers_healthz_on_postgresql() {
+    let url = std::env::var("SEING_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    if TcpStream::connect(("127.0.0.1", 5432)).is_err() && url.contains("127.0.0.1:5432") {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PostgreSQL is not reachable at {url}, and CI=true requires it"
+        );
+        eprintln!("skipped: PostgreSQL is not reachable at {url}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = start(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &url,
+        ],
+        &[],
+    );
+    let response = wait_for_health(&mut server, port);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"backend\":\"postgres\""), "{response}");
+    assert!(!dir.path().join("seing.db").exists());
+}

@@ -8,7 +8,7 @@ use crate::config::{ServeArgs, ServeConfig};
 
 /// seing — parapheur and electronic signature for local authorities.
 #[derive(Debug, Parser)]
-#[command(name = "seing", version, about)]
+#[command(name = "seing", version)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
