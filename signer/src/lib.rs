@@ -7,3 +7,4 @@
 //! nothing of workflows, storage or HTTP servers, and depends on no other seing crate.
 
 pub mod digest;
+pub mod xml;
