@@ -4,3 +4,11 @@
 //! and TSA certificates, expired, revoked and wrong-usage signers, a CRL), isolated SoftHSM2 tokens
 //! whose keys are generated on the token, and a test RFC 3161 timestamp authority over HTTP. It is
 //! never used by the product at run time; it may depend on `seing-signer` only.
+
+mod command;
+mod error;
+mod files;
+pub mod pki;
+
+pub use error::Error;
+pub use pki::TestPki;

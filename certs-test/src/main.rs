@@ -1,0 +1,48 @@
+//! `seing-certs-test`: generates the test PKI, provisions SoftHSM2 tokens, runs a test TSA.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use seing_certs_test::{Error, pki};
+
+#[derive(Parser)]
+#[command(
+    name = "seing-certs-test",
+    version,
+    about = "Fixtures de test de seing : PKI, jetons SoftHSM2, horodatage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Génère la PKI de test (PEM, PKCS#8, PKCS#12, CRL) dans DIR.
+    Pki {
+        /// Dossier de sortie (créé au besoin).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Pki { out } => {
+            let pki = pki::generate(&out)?;
+            println!("PKI de test écrite dans {}", pki.dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seing-certs-test : {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
