@@ -9,6 +9,8 @@ mod command;
 mod error;
 mod files;
 pub mod pki;
+pub mod token;
 
 pub use error::Error;
 pub use pki::TestPki;
+pub use token::TestToken;

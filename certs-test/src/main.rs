@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use seing_certs_test::{Error, pki};
+use seing_certs_test::{Error, TestPki, pki, token};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Crée un jeton SoftHSM2 isolé dans DIR, clés générées sur le jeton, et affiche token.json.
+    Token {
+        /// Dossier du jeton (configuration, magasin, certificats).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Libellé du jeton.
+        #[arg(long)]
+        label: String,
+        /// Code PIN utilisateur.
+        #[arg(long)]
+        pin: String,
+        /// PKI de test existante ; à défaut, une PKI est générée dans DIR/pki.
+        #[arg(long)]
+        pki: Option<PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -32,6 +47,19 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Pki { out } => {
             let pki = pki::generate(&out)?;
             println!("PKI de test écrite dans {}", pki.dir.display());
+        }
+        Command::Token {
+            dir,
+            label,
+            pin,
+            pki,
+        } => {
+            let pki = match pki {
+                Some(p) => TestPki::open(&p)?,
+                None => pki::generate(&dir.join("pki"))?,
+            };
+            let token = token::create(&dir, &label, &pin, &pki)?;
+            println!("{}", token.to_json()?);
         }
     }
     Ok(())

@@ -64,6 +64,9 @@ pub const END_ENTITIES: [&str; 8] = [
 const DAY: Duration = Duration::from_secs(86_400);
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
+/// Validity length of end-entity certificates (three years, starting yesterday).
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(3 * 365 * 86_400);
+
 /// The intermediate CAs that issue end-entity certificates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ca {
@@ -663,7 +666,7 @@ pub fn generate(out: &Path) -> Result<TestPki, Error> {
             let now = SystemTime::now();
             Validity::new(time(now - 2 * YEAR)?, time(now - DAY)?)
         } else {
-            validity_from_yesterday(3 * YEAR)?
+            validity_from_yesterday(LEAF_VALIDITY)?
         };
         let cert = issuer.issue(
             e.usage,
