@@ -4,3 +4,19 @@
 //! through the S²LOW HTTP API or a drop folder; SEDA 2.1 archive packages; notification mail with
 //! proof of receipt. It implements the ports (traits) that `seing-engine` defines, and may depend on
 //! `seing-engine` and `seing-signer`, never on the API crate.
+//!
+//! This first layer holds the formats, as plain functions over typed inputs: the @ctes
+//! transmission archive and the prefecture's returns ([`actes`]), the Hélios `PES_Acquit`
+//! ([`helios`]), and the SEDA 2.1 transfer package and its reply ([`seda`]).
+
+pub mod actes;
+mod dates;
+mod error;
+pub mod helios;
+mod paths;
+mod problem;
+pub mod seda;
+mod xml;
+
+pub use error::{Error, Result};
+pub use problem::Problem;

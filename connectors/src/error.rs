@@ -1,0 +1,49 @@
+//! The one error type of the crate.
+
+use std::path::PathBuf;
+
+use crate::problem::Problem;
+
+/// Everything that can go wrong while building a package or reading a return.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input (metadata or files) breaks one or more rules; every problem is listed.
+    #[error("{} problème(s) : {}", .0.len(), Problem::join(.0))]
+    Invalid(Vec<Problem>),
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// An XML document is not well-formed, or is not the message that was expected.
+    #[error("XML illisible : {0}")]
+    Xml(String),
+    /// A message is well-formed but does not say what its format requires.
+    #[error("message non conforme : {0}")]
+    Format(String),
+    /// The output file exists already; nothing is overwritten.
+    #[error("{} existe déjà", .0.display())]
+    Exists(PathBuf),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<roxmltree::Error> for Error {
+    fn from(error: roxmltree::Error) -> Self {
+        Self::Xml(error.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+//! SEDA 2.1 (French archives' exchange standard): the `ArchiveTransfer` package of a finished
+//! dossier, and the archive service's `ArchiveTransferReply`.
+
+mod format;
+mod manifest;
+mod reply;
+
+pub use format::FileFormat;
+pub use manifest::{
+    AccessRule, AppraisalRule, FinalAction, ObjectRole, SedaFile, SedaMetadata, SedaPackage,
+    WrittenObject, write_package,
+};
+pub use reply::{ReplyEvent, ReplyOutcome, TransferReply, parse_reply};
+
+/// The SEDA 2.1 namespace.
+pub const SEDA21_NS: &str = "fr:gouv:culture:archivesdefrance:seda:v2.1";
