@@ -7,4 +7,5 @@
 //! nothing of workflows, storage or HTTP servers, and depends on no other seing crate.
 
 pub mod digest;
+pub mod tsp;
 pub mod xml;
