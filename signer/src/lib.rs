@@ -6,6 +6,12 @@
 //! state, a key signs, `finalize` checks the signature values and assembles the document. It knows
 //! nothing of workflows, storage or HTTP servers, and depends on no other seing crate.
 
+pub mod cms;
 pub mod digest;
+pub mod error;
+pub mod key;
+pub mod model;
 pub mod tsp;
+pub mod verify;
+pub mod x509;
 pub mod xml;

@@ -1,0 +1,205 @@
+//! Software keys: a PKCS#12 file with its password, or a PEM private key with a PEM certificate.
+//!
+//! Meant for tests and for server seals without an HSM; élus sign with tokens ([`super::pkcs11`]).
+
+use std::fmt;
+use std::path::Path;
+
+use pkcs8::DecodePrivateKey;
+use x509_cert::Certificate;
+
+use super::{KeyAlgorithm, KeySource, Secret, SignatureValue, pkcs1_scheme_for};
+use crate::digest::DigestAlgorithm;
+use crate::error::{Error, Result};
+
+enum Private {
+    Rsa(Box<rsa::PrivateKey>),
+    P256(p256::ecdsa::SigningKey),
+}
+
+/// A private key held in memory with its certificate.
+pub struct SoftwareKey {
+    key: Private,
+    certificate: Certificate,
+    chain: Vec<Certificate>,
+}
+
+impl fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftwareKey")
+            .field(
+                "subject",
+                &self.certificate.tbs_certificate().subject().to_string(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl SoftwareKey {
+    /// Builds a key from a PKCS#8 DER private key and its certificate.
+    ///
+    /// Fails when the key does not match the certificate's public key.
+    pub fn from_pkcs8_der(
+        pkcs8_der: &[u8],
+        certificate: Certificate,
+        chain: Vec<Certificate>,
+    ) -> Result<Self> {
+        let key = match KeyAlgorithm::of_certificate(&certificate)? {
+            KeyAlgorithm::Rsa => Private::Rsa(Box::new(
+                rsa::PrivateKey::from_pkcs8_der(pkcs8_der)
+                    .map_err(|e| Error::Key(format!("RSA private key: {e}")))?,
+            )),
+            KeyAlgorithm::EcdsaP256 => Private::P256(
+                p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8_der)
+                    .map_err(|e| Error::Key(format!("P-256 private key: {e}")))?,
+            ),
+        };
+        let this = Self {
+            key,
+            certificate,
+            chain,
+        };
+        this.check_pair()?;
+        Ok(this)
+    }
+
+    /// Loads a PKCS#12 file: its key, the certificate matching it, and the other certificates as
+    /// chain (followed by `extra_chain`).
+    pub fn from_pkcs12_file(
+        path: &Path,
+        password: &Secret,
+        extra_chain: Vec<Certificate>,
+    ) -> Result<Self> {
+        let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let contents = super::pkcs12::parse(&data, password.expose()).map_err(|e| match e {
+            Error::Key(m) => Error::Key(format!("{}: {m}", path.display())),
+            other => Error::Key(format!("{}: {other}", path.display())),
+        })?;
+        let key = contents
+            .keys
+            .first()
+            .ok_or_else(|| Error::Key(format!("{}: no private key inside", path.display())))?;
+        // The signer's certificate is the one matching the key; the others form the chain.
+        for (i, cert) in contents.certificates.iter().enumerate() {
+            let mut chain: Vec<Certificate> = contents
+                .certificates
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, c)| c.clone())
+                .collect();
+            chain.extend(extra_chain.iter().cloned());
+            if let Ok(k) = Self::from_pkcs8_der(key, cert.clone(), chain) {
+                return Ok(k);
+            }
+        }
+        Err(Error::Key(format!(
+            "{}: no certificate matches the private key",
+            path.display()
+        )))
+    }
+
+    /// Loads a PEM private key (PKCS#8 `PRIVATE KEY`, PKCS#1 `RSA PRIVATE KEY` or SEC1
+    /// `EC PRIVATE KEY`) and a PEM certificate file (the first certificate is the signer's, the
+    /// others join the chain).
+    pub fn from_pem_files(
+        key_path: &Path,
+        cert_path: &Path,
+        extra_chain: Vec<Certificate>,
+    ) -> Result<Self> {
+        let mut certs = crate::x509::read_certificates(cert_path)?;
+        let certificate = certs.remove(0);
+        certs.extend(extra_chain);
+        let pem = std::fs::read_to_string(key_path).map_err(|e| Error::io(key_path, e))?;
+        let (label, der) = pem_rfc7468_decode(&pem)
+            .map_err(|_| Error::Key(format!("{}: not a PEM key", key_path.display())))?;
+        let pkcs8 = match label.as_str() {
+            "PRIVATE KEY" => der,
+            "RSA PRIVATE KEY" => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                use rsa::pkcs8::EncodePrivateKey;
+                let k = rsa::PrivateKey::from_pkcs1_der(&der)
+                    .map_err(|e| Error::Key(format!("{}: {e}", key_path.display())))?;
+                k.to_pkcs8_der()
+                    .map_err(|e| Error::Key(e.to_string()))?
+                    .as_bytes()
+                    .to_vec()
+            }
+            "EC PRIVATE KEY" => {
+                use p256::pkcs8::EncodePrivateKey;
+                let k = p256::SecretKey::from_sec1_der(&der)
+                    .map_err(|e| Error::Key(format!("{}: {e}", key_path.display())))?;
+                k.to_pkcs8_der()
+                    .map_err(|e| Error::Key(e.to_string()))?
+                    .as_bytes()
+                    .to_vec()
+            }
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(Error::Key(format!(
+                    "{}: encrypted PEM keys are not supported; use a PKCS#12 file",
+                    key_path.display()
+                )));
+            }
+            other => {
+                return Err(Error::Key(format!(
+                    "{}: unexpected PEM block {other}",
+                    key_path.display()
+                )));
+            }
+        };
+        Self::from_pkcs8_der(&pkcs8, certificate, certs)
+    }
+
+    fn check_pair(&self) -> Result<()> {
+        let algorithm = DigestAlgorithm::Sha256;
+        let digest = algorithm.digest(b"seing key/certificate pairing check");
+        let value = self.sign_digest(algorithm, &digest)?;
+        if super::verify_digest_signature(&self.certificate, algorithm, &digest, &value)? {
+            Ok(())
+        } else {
+            Err(Error::Key(
+                "the private key does not match the certificate".into(),
+            ))
+        }
+    }
+}
+
+fn pem_rfc7468_decode(pem: &str) -> std::result::Result<(String, Vec<u8>), der::Error> {
+    // Skip anything before the first boundary (OpenSSL writes "Bag Attributes" headers).
+    let start = pem.find("-----BEGIN ").ok_or(der::ErrorKind::Failed)?;
+    let (label, der) = der::pem::decode_vec(&pem.as_bytes()[start..])
+        .map_err(|_| der::Error::from(der::ErrorKind::Failed))?;
+    Ok((label.to_string(), der))
+}
+
+impl KeySource for SoftwareKey {
+    fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+
+    fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+
+    fn sign_digest(&self, algorithm: DigestAlgorithm, digest: &[u8]) -> Result<SignatureValue> {
+        if digest.len() != algorithm.output_len() {
+            return Err(Error::Unsupported(format!(
+                "digest of {} bytes for {algorithm:?}",
+                digest.len()
+            )));
+        }
+        match &self.key {
+            Private::Rsa(key) => key
+                .sign(pkcs1_scheme_for(algorithm), digest)
+                .map(SignatureValue)
+                .map_err(|e| Error::Key(format!("RSA signing: {e}"))),
+            Private::P256(key) => {
+                use signature::hazmat::PrehashSigner;
+                let sig: p256::ecdsa::Signature = key
+                    .sign_prehash(digest)
+                    .map_err(|e| Error::Key(format!("ECDSA signing: {e}")))?;
+                Ok(SignatureValue(sig.to_bytes().to_vec()))
+            }
+        }
+    }
+}
