@@ -1,0 +1,107 @@
+//! Ports: what the engine needs from the outside world, implemented by `seing-connectors`
+//! (S²LOW-compatible Actes/Hélios, SEDA archives, mail, webhooks), and the dispatcher that routes
+//! outbox jobs to them and reports back to the engine.
+
+use std::future::Future;
+
+use crate::circuit::Channel;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::outbox::{DeliveryError, Job, JobHandler, JobKind};
+use crate::workflow::ConnectorEvent;
+
+/// Proof that an outside system took a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The outside system's reference (transmission id, archive id, message id).
+    pub reference: String,
+}
+
+/// Sends a dossier to the prefecture (Actes) or the public accountant (Hélios).
+pub trait Transmitter: Send + Sync {
+    /// Sends the dossier of `job` on `channel`.
+    fn transmit(
+        &self,
+        job: &Job,
+        channel: Channel,
+    ) -> impl Future<Output = Result<Receipt, DeliveryError>> + Send;
+}
+
+/// Notifies an outside recipient (a company awarded a contract) with proof of sending.
+pub trait Notifier: Send + Sync {
+    /// Sends the notification of `job`.
+    fn notify(&self, job: &Job) -> impl Future<Output = Result<Receipt, DeliveryError>> + Send;
+}
+
+/// Builds and deposits an archive package.
+pub trait Archiver: Send + Sync {
+    /// Archives the dossier of `job`.
+    fn archive(&self, job: &Job) -> impl Future<Output = Result<Receipt, DeliveryError>> + Send;
+}
+
+/// Delivers webhook events to the business software.
+pub trait WebhookSender: Send + Sync {
+    /// Delivers the event of `job`.
+    fn deliver(&self, job: &Job) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
+
+/// Routes outbox jobs to the ports and tells the engine when a connector step is done.
+#[derive(Debug)]
+pub struct Dispatcher<T, N, A, W> {
+    /// The engine to report to.
+    pub engine: Engine,
+    /// Actes / Hélios.
+    pub transmitter: T,
+    /// Notifications.
+    pub notifier: N,
+    /// Archives.
+    pub archiver: A,
+    /// Webhooks.
+    pub webhooks: W,
+}
+
+impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> Dispatcher<T, N, A, W> {
+    async fn report(
+        &self,
+        job: &Job,
+        event: ConnectorEvent,
+        receipt: Receipt,
+    ) -> Result<(), DeliveryError> {
+        let dossier = job
+            .dossier
+            .ok_or_else(|| DeliveryError::permanent("job without a dossier"))?;
+        match self
+            .engine
+            .connector_report(job.tenant, dossier, event, &receipt.reference)
+            .await
+        {
+            // Already reported by an earlier delivery of the same job: nothing left to do.
+            Ok(_) | Err(EngineError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(DeliveryError::transient(e.to_string())),
+        }
+    }
+}
+
+impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> JobHandler
+    for Dispatcher<T, N, A, W>
+{
+    async fn handle(&self, job: &Job) -> Result<(), DeliveryError> {
+        match job.kind {
+            JobKind::Webhook => self.webhooks.deliver(job).await,
+            JobKind::Transmission => {
+                let channel = serde_json::from_value::<Channel>(job.payload["channel"].clone())
+                    .map_err(|_| DeliveryError::permanent("transmission job without a channel"))?;
+                let receipt = self.transmitter.transmit(job, channel).await?;
+                self.report(job, ConnectorEvent::Transmitted, receipt).await
+            }
+            JobKind::Notification => {
+                let receipt = self.notifier.notify(job).await?;
+                self.report(job, ConnectorEvent::Transmitted, receipt).await
+            }
+            JobKind::Archive => {
+                let receipt = self.archiver.archive(job).await?;
+                self.report(job, ConnectorEvent::Archived, receipt).await
+            }
+        }
+    }
+}

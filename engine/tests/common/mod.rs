@@ -1,0 +1,347 @@
+//! Test harness: one engine per test on a fresh SQLite file or a fresh PostgreSQL schema, and a
+//! tenant populated with desks, users and one circuit per template.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use seing_engine::Engine;
+use seing_engine::circuit::Template;
+use seing_engine::clock::ManualClock;
+use seing_engine::docstore::DocumentStore;
+use seing_engine::ids::{CircuitId, DeskId, DossierId};
+use seing_engine::metadata::{MetaValue, Metadata};
+use seing_engine::model::{Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
+use seing_engine::storage::Database;
+use sqlx::Executor;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// One isolated engine.
+pub struct Harness {
+    pub engine: Engine,
+    pub clock: Arc<ManualClock>,
+    pub kind: Kind,
+    schema: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn workflows_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../workflows")
+}
+
+/// Templates of `workflows/` plus two test circuits with several desks (`any` and `all`).
+pub fn templates() -> BTreeMap<String, Template> {
+    let mut templates = Template::load_dir(&workflows_dir()).expect("workflows/ loads");
+    for (name, quorum) in [("double-any", "any"), ("double-all", "all")] {
+        let text = format!(
+            "title = \"t\"\n[[steps]]\naction = \"visa\"\ndesks = [\"a\", \"b\"]\nquorum = \"{quorum}\"\n[[steps]]\naction = \"visa\"\ndesk = \"c\"\n"
+        );
+        templates.insert(name.into(), Template::parse("test", name, &text).unwrap());
+    }
+    templates
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("SEING_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl Harness {
+    /// A harness on `kind`, or `None` when PostgreSQL is unreachable outside CI.
+    pub async fn new(kind: Kind) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let start = time::macros::datetime!(2026-03-02 09:00 UTC);
+        let clock = Arc::new(ManualClock::new(start));
+        let (db, schema) = match kind {
+            Kind::Sqlite => {
+                let url = format!("sqlite:{}", dir.path().join("seing.db").display());
+                (Database::connect(&url).await.unwrap(), None)
+            }
+            Kind::Postgres => {
+                let url = postgres_url();
+                let admin = match Database::connect(&url).await {
+                    Ok(db) => db,
+                    Err(e) => {
+                        if std::env::var("CI").as_deref() == Ok("true") {
+                            panic!("PostgreSQL at {url} is unreachable and CI=true: {e}");
+                        }
+                        eprintln!("skipping the PostgreSQL run: {url} is unreachable ({e})");
+                        return None;
+                    }
+                };
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                admin
+                    .pool()
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .await
+                    .unwrap();
+                admin.close().await;
+                let db = Database::connect_in_schema(&url, Some(&schema))
+                    .await
+                    .unwrap();
+                (db, Some(schema))
+            }
+        };
+        db.migrate().await.unwrap();
+        let engine = Engine::new(
+            db,
+            DocumentStore::new(dir.path().join("documents")),
+            clock.clone(),
+            templates(),
+        );
+        Some(Self {
+            engine,
+            clock,
+            kind,
+            schema,
+            _dir: dir,
+        })
+    }
+
+    /// Closes the pool; dropping the harness then drops the PostgreSQL schema.
+    pub async fn cleanup(self) {
+        self.engine.database().close().await;
+    }
+}
+
+impl Drop for Harness {
+    /// Drops the test's PostgreSQL schema, also when the test panicked (on a thread of its own,
+    /// since this may run inside the test's runtime).
+    fn drop(&mut self) {
+        let Some(schema) = self.schema.take() else {
+            return;
+        };
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let admin = Database::connect(&postgres_url()).await.unwrap();
+                let mut conn = admin.pool().acquire().await.unwrap();
+                conn.execute("SET lock_timeout = '10s'").await.unwrap();
+                conn.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .await
+                    .unwrap();
+                drop(conn);
+                admin.close().await;
+            });
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("could not drop a test schema");
+        }
+    }
+}
+
+/// Runs `$body` (an async fn taking a `Harness`) on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident => $body:path;)*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let h = $crate::common::Harness::new($crate::common::Kind::Sqlite).await.unwrap();
+                    $body(&h).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(h) = $crate::common::Harness::new($crate::common::Kind::Postgres).await else { return };
+                    $body(&h).await;
+                    h.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+/// A populated tenant.
+pub struct World {
+    pub admin: Actor,
+    pub users: BTreeMap<&'static str, Actor>,
+    pub desks: BTreeMap<&'static str, DeskId>,
+    pub circuits: BTreeMap<&'static str, CircuitId>,
+}
+
+/// (desk, holder login, parent desk)
+const DESKS: &[(&str, &str, Option<&str>)] = &[
+    ("dgs", "dgs", None),
+    ("maire", "maire", None),
+    ("adjoint", "adjoint", None),
+    ("finances", "fin", Some("dgs")),
+    ("drh", "drh", Some("dgs")),
+    ("comptable", "compta", None),
+    ("marches", "marches", None),
+    ("chef", "chef", Some("dgs")),
+    ("agent", "agent", Some("chef")),
+    ("orphan", "orphan", None),
+    ("a", "ua", None),
+    ("b", "ub", None),
+    ("c", "uc", None),
+];
+
+pub async fn world(engine: &Engine, siren: &str) -> World {
+    let (tenant, admin) = engine
+        .create_tenant(NewTenant {
+            name: "Commune de Test".into(),
+            siren: siren.into(),
+            departement: "35".into(),
+            admin_login: "admin".into(),
+            admin_name: "Admin".into(),
+        })
+        .await
+        .unwrap();
+    let admin = Actor {
+        tenant: tenant.id,
+        user: admin.id,
+    };
+    let mut users = BTreeMap::new();
+    let mut desks = BTreeMap::new();
+    for (desk, login, parent) in DESKS {
+        let user = engine
+            .create_user(admin, login, login, false)
+            .await
+            .unwrap();
+        let actor = Actor {
+            tenant: tenant.id,
+            user: user.id,
+        };
+        users.insert(*login, actor);
+        let parent = parent.map(|p| desks[p]);
+        let d = engine
+            .create_desk(admin, desk, parent, &[user.id])
+            .await
+            .unwrap();
+        desks.insert(*desk, d.id);
+    }
+    // A second holder of the finance desk, for concurrent actions on one desk.
+    let fin2 = engine
+        .create_user(admin, "fin2", "fin2", false)
+        .await
+        .unwrap();
+    users.insert(
+        "fin2",
+        Actor {
+            tenant: tenant.id,
+            user: fin2.id,
+        },
+    );
+    sqlx::query("INSERT INTO desk_holders (desk_id, user_id) VALUES ($1, $2)")
+        .bind(desks["finances"].to_string())
+        .bind(fin2.id.to_string())
+        .execute(engine.database().pool())
+        .await
+        .unwrap();
+    let mut circuits = BTreeMap::new();
+    let roles = |pairs: &[(&str, &str)]| -> BTreeMap<String, DeskId> {
+        pairs
+            .iter()
+            .map(|(k, d)| (k.to_string(), desks[d]))
+            .collect()
+    };
+    let specs: [(&str, BTreeMap<String, DeskId>); 8] = [
+        (
+            "pes-bordereaux",
+            roles(&[("finances", "finances"), ("maire", "maire")]),
+        ),
+        (
+            "actes-deliberation",
+            roles(&[("dgs", "dgs"), ("maire", "maire")]),
+        ),
+        ("marches-notification", roles(&[("marches", "marches")])),
+        ("conges", roles(&[("drh", "drh")])),
+        (
+            "frais-deplacement",
+            roles(&[("dgs", "dgs"), ("comptable", "comptable")]),
+        ),
+        (
+            "visa-signature",
+            roles(&[("viseur", "finances"), ("signataire", "maire")]),
+        ),
+        ("double-any", roles(&[("a", "a"), ("b", "b"), ("c", "c")])),
+        ("double-all", roles(&[("a", "a"), ("b", "b"), ("c", "c")])),
+    ];
+    for (template, roles) in specs {
+        let c = engine
+            .create_circuit(admin, template, template, &roles)
+            .await
+            .unwrap();
+        circuits.insert(template, c.id);
+    }
+    World {
+        admin,
+        users,
+        desks,
+        circuits,
+    }
+}
+
+pub fn doc(name: &str, bytes: &[u8]) -> NewDocument {
+    NewDocument {
+        name: name.into(),
+        media_type: "application/pdf".into(),
+        bytes: bytes.to_vec(),
+    }
+}
+
+pub fn signed(bytes: &[u8]) -> SignedOutput {
+    SignedOutput {
+        documents: vec![doc("signed.pdf", bytes)],
+        signatures: vec![],
+    }
+}
+
+pub fn meta(pairs: &[(&str, MetaValue)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+impl World {
+    pub fn new_dossier(&self, circuit: &str, emitter: &str) -> NewDossier {
+        NewDossier {
+            circuit: self.circuits[circuit],
+            emitter_desk: self.desks[emitter],
+            title: format!("{circuit} n°1"),
+            main: doc("main.pdf", format!("%PDF {circuit}").as_bytes()),
+            annexes: vec![doc("annexe.pdf", b"%PDF annexe")],
+            metadata: Metadata::new(),
+            chosen_desks: BTreeMap::new(),
+            deadline: None,
+        }
+    }
+
+    /// Creates and submits a dossier.
+    pub async fn submitted(
+        &self,
+        engine: &Engine,
+        circuit: &str,
+        emitter: &str,
+        login: &str,
+        metadata: Metadata,
+    ) -> DossierId {
+        let mut new = self.new_dossier(circuit, emitter);
+        new.metadata = metadata;
+        let d = engine.create_dossier(self.users[login], new).await.unwrap();
+        engine
+            .submit(self.users[login], d.id, Some(d.version))
+            .await
+            .unwrap();
+        d.id
+    }
+}
