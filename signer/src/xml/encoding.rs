@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use super::XmlError;
 
 /// A character encoding seing can read and write XML in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum XmlEncoding {
     /// UTF-8 (the XML default), with or without a byte order mark.
     Utf8,
@@ -96,6 +96,18 @@ impl XmlEncoding {
             "utf-16le" => Some(Self::Utf16Le),
             "utf-16be" => Some(Self::Utf16Be),
             _ => None,
+        }
+    }
+
+    /// The encoding's usual name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Utf8 => "UTF-8",
+            Self::Latin1 => "ISO-8859-1",
+            Self::Latin9 => "ISO-8859-15",
+            Self::Windows1252 => "windows-1252",
+            Self::Utf16Le => "UTF-16LE",
+            Self::Utf16Be => "UTF-16BE",
         }
     }
 
