@@ -10,7 +10,9 @@ mod error;
 mod files;
 pub mod pki;
 pub mod token;
+pub mod tsa;
 
 pub use error::Error;
 pub use pki::TestPki;
 pub use token::TestToken;
+pub use tsa::TestTsa;

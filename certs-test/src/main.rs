@@ -1,10 +1,12 @@
 //! `seing-certs-test`: generates the test PKI, provisions SoftHSM2 tokens, runs a test TSA.
 
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use seing_certs_test::{Error, TestPki, pki, token};
+use seing_certs_test::{Error, TestPki, TestTsa, pki, token};
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,15 @@ enum Command {
         #[arg(long)]
         pki: Option<PathBuf>,
     },
+    /// Lance une autorité d'horodatage RFC 3161 de test sur HTTP.
+    Tsa {
+        /// Adresse d'écoute (port 0 : un port libre).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// PKI de test existante ; à défaut, une PKI est générée dans un dossier temporaire.
+        #[arg(long)]
+        pki: Option<PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -60,6 +71,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             let token = token::create(&dir, &label, &pin, &pki)?;
             println!("{}", token.to_json()?);
+        }
+        Command::Tsa { listen, pki } => {
+            let (pki, _keep) = match pki {
+                Some(p) => (TestPki::open(&p)?, None),
+                None => {
+                    let dir = tempfile::tempdir()
+                        .map_err(|e| Error::Tsa(format!("temporary folder: {e}")))?;
+                    (pki::generate(dir.path())?, Some(dir))
+                }
+            };
+            let tsa = TestTsa::start_on(&pki, listen)?;
+            println!("listening on {}", tsa.url());
+            std::io::stdout()
+                .flush()
+                .map_err(|e| Error::Tsa(format!("stdout: {e}")))?;
+            tsa.wait();
         }
     }
     Ok(())
