@@ -6,6 +6,7 @@
 //! state, a key signs, `finalize` checks the signature values and assembles the document. It knows
 //! nothing of workflows, storage or HTTP servers, and depends on no other seing crate.
 
+pub mod cades;
 pub mod cms;
 pub mod digest;
 pub mod error;
