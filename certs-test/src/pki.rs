@@ -595,9 +595,29 @@ fn cert_pem(cert: &Certificate) -> Result<String, Error> {
 /// Generates the whole test PKI into `out` (created if needed) and returns its paths.
 ///
 /// Needs the `openssl` command for the PKCS#12 files (PBES2 AES-256-CBC, HMAC-SHA256 MAC).
+///
+/// Files are first written to a hidden staging folder inside `out`, then moved into place, so a
+/// failure leaves `out` as it was.
 pub fn generate(out: &Path) -> Result<TestPki, Error> {
     create_dir(out)?;
-    let pki = TestPki::at(out);
+    let staging = tempfile::Builder::new()
+        .prefix(".seing-pki-")
+        .tempdir_in(out)
+        .map_err(|e| Error::io(format!("creating a staging folder in {}", out.display()), e))?;
+    generate_into(&TestPki::at(staging.path()))?;
+    let entries = std::fs::read_dir(staging.path())
+        .map_err(|e| Error::io(format!("listing {}", staging.path().display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing the staging folder", e))?;
+        let target = out.join(entry.file_name());
+        std::fs::rename(entry.path(), &target)
+            .map_err(|e| Error::io(format!("moving into {}", target.display()), e))?;
+    }
+    Ok(TestPki::at(out))
+}
+
+fn generate_into(pki: &TestPki) -> Result<(), Error> {
+    let out = pki.dir.as_path();
 
     let root_key = RsaSigningKey::<Sha256>::new(
         rsa::PrivateKey::new(&mut rand::rng(), 2048)
@@ -653,8 +673,8 @@ pub fn generate(out: &Path) -> Result<TestPki, Error> {
         )?;
     }
 
-    let personnes = Issuer::load(&pki, Ca::Personnes)?;
-    let cachets = Issuer::load(&pki, Ca::Cachets)?;
+    let personnes = Issuer::load(pki, Ca::Personnes)?;
+    let cachets = Issuer::load(pki, Ca::Cachets)?;
     let mut revoked = Vec::new();
     for e in &ENTITIES {
         let issuer = match e.ca {
@@ -679,7 +699,7 @@ pub fn generate(out: &Path) -> Result<TestPki, Error> {
         }
         write_atomic(&pki.cert(e.name), cert_pem(&cert)?.as_bytes())?;
         write_atomic(&pki.key(e.name), key.to_pkcs8_pem()?.as_bytes())?;
-        write_p12(&pki, e.name, e.ca)?;
+        write_p12(pki, e.name, e.ca)?;
     }
 
     let crl = personnes.crl(&revoked, 1)?;
@@ -693,7 +713,7 @@ pub fn generate(out: &Path) -> Result<TestPki, Error> {
         &pki.cachets_crl_pem,
         empty.to_pem(LineEnding::LF)?.as_bytes(),
     )?;
-    Ok(pki)
+    Ok(())
 }
 
 /// Bundles key, certificate and CA chain of `name` into `name.p12` with `openssl pkcs12`.

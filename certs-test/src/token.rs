@@ -189,6 +189,7 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
             dir.display()
         )));
     }
+    let dir_existed = dir.exists();
     create_dir(&tokens)?;
     let token = TestToken {
         dir: dir.to_path_buf(),
@@ -197,6 +198,40 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
         label: label.to_owned(),
         pin: pin.to_owned(),
     };
+    match provision(&token, &tokens, pki) {
+        Ok(()) => Ok(token),
+        Err(e) => {
+            // Leave the folder as it was: no half-made token.
+            if !dir_existed {
+                let _ = std::fs::remove_dir_all(dir);
+                return Err(e);
+            }
+            let _ = std::fs::remove_dir_all(&tokens);
+            for f in
+                [token.conf.clone(), token.json_path()]
+                    .into_iter()
+                    .chain(OBJECTS.iter().flat_map(|o| {
+                        [
+                            token.cert(o.label),
+                            scratch(dir, o.label, "pub.der"),
+                            scratch(dir, o.label, "cert.der"),
+                        ]
+                    }))
+            {
+                let _ = std::fs::remove_file(f);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Initialises the token and fills it (see [`create`]).
+fn provision(token: &TestToken, tokens: &Path, pki: &TestPki) -> Result<(), Error> {
+    let (dir, label, pin) = (
+        token.dir.as_path(),
+        token.label.as_str(),
+        token.pin.as_str(),
+    );
     let conf = format!(
         "# SoftHSM2 configuration of a seing test token (seing-certs-test).\n\
          directories.tokendir = {}\n\
@@ -225,7 +260,7 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
     for o in &OBJECTS {
         let issuer = Issuer::load(pki, o.ca)?;
         pkcs11_tool(
-            &token,
+            token,
             &[
                 "--login",
                 "--pin",
@@ -240,9 +275,9 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
                 o.label,
             ],
         )?;
-        let pub_path = dir.join(format!("{}.pub.der", o.label));
+        let pub_path = scratch(dir, o.label, "pub.der");
         pkcs11_tool(
-            &token,
+            token,
             &[
                 "--read-object",
                 "--type",
@@ -261,10 +296,10 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
             spki,
             pki::validity_from_yesterday(pki::LEAF_VALIDITY)?,
         )?;
-        let der_path = dir.join(format!("{}.cert.der", o.label));
+        let der_path = scratch(dir, o.label, "cert.der");
         write_atomic(&der_path, &cert.to_der()?)?;
         pkcs11_tool(
-            &token,
+            token,
             &[
                 "--login",
                 "--pin",
@@ -285,8 +320,12 @@ pub fn create(dir: &Path, label: &str, pin: &str, pki: &TestPki) -> Result<TestT
             cert.to_pem(LineEnding::LF)?.as_bytes(),
         )?;
     }
-    write_atomic(&token.json_path(), token.to_json()?.as_bytes())?;
-    Ok(token)
+    write_atomic(&token.json_path(), token.to_json()?.as_bytes())
+}
+
+/// A file passed to or from pkcs11-tool during provisioning, removed afterwards.
+fn scratch(dir: &Path, label: &str, ext: &str) -> PathBuf {
+    dir.join(format!("{label}.{ext}"))
 }
 
 /// Runs pkcs11-tool on `token`'s module and token, with its configuration in the child's env.

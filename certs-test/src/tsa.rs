@@ -167,7 +167,8 @@ impl Signer {
             .map_err(|e| Error::Tsa(format!("clock before 1970: {e}")))?;
         let mut serial = [0u8; 16];
         rand::fill(&mut serial);
-        serial[0] &= 0x7f;
+        // Positive, and a non-zero leading byte keeps the INTEGER canonical (DER).
+        serial[0] = (serial[0] & 0x7f) | 0x40;
         let info = TstInfo {
             version: 1,
             policy: TSA_POLICY_OID,

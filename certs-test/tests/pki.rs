@@ -283,6 +283,13 @@ fn cli_writes_a_pki_and_reports_bad_output_paths() {
     let (ok, text) = verify(&pki, "elu-p256", "chain-personnes.pem", &[]);
     assert!(ok, "{text}");
 
+    let hidden: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "the staging folder is gone");
+
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_seing-certs-test"))

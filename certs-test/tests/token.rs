@@ -292,6 +292,15 @@ fn bad_arguments_are_refused_without_creating_anything() {
     let err = token::create(dir.path(), &"x".repeat(33), "1234", pki).unwrap_err();
     assert!(err.to_string().contains("label"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // A failure after the token store was started (no CA files here) leaves nothing behind.
+    let empty = tempfile::tempdir().unwrap();
+    let broken = TestPki::at(empty.path());
+    let err = token::create(dir.path(), "Broken", "1234", &broken).unwrap_err();
+    assert!(err.to_string().contains("reading"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let fresh = dir.path().join("new");
+    assert!(token::create(&fresh, "Broken", "1234", &broken).is_err());
+    assert!(!fresh.exists(), "a folder it created is removed again");
     new_token(dir.path(), "Once");
     let err = token::create(dir.path(), "Twice", "1234", pki).unwrap_err();
     assert!(err.to_string().contains("already"), "{err}");

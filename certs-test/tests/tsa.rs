@@ -326,3 +326,24 @@ fn cli_serves_and_prints_its_address_first() {
     );
     result.unwrap().unwrap();
 }
+
+#[test]
+fn every_token_is_strict_der_whatever_its_random_serial() {
+    // Random serials with a zero leading byte once produced non-canonical INTEGERs; a few hundred
+    // tokens would hit that case with high probability.
+    let tsa = TestTsa::start(TestPki::shared()).unwrap();
+    let digest = DigestAlgorithm::Sha256.digest(b"serie");
+    let mut serials = std::collections::HashSet::new();
+    for _ in 0..300 {
+        let token = tsp::request_timestamp(
+            &tsa.url(),
+            DigestAlgorithm::Sha256,
+            &digest,
+            &TspOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(token.serial.len(), 16);
+        serials.insert(token.serial);
+    }
+    assert_eq!(serials.len(), 300, "serial numbers are unique");
+}
