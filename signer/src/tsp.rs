@@ -517,6 +517,31 @@ mod tests {
     }
 
     #[test]
+    fn http_error_status_is_reported_with_its_code() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .unwrap();
+        });
+        let digest = DigestAlgorithm::Sha256.digest(b"x");
+        let err = request_timestamp(
+            &url,
+            DigestAlgorithm::Sha256,
+            &digest,
+            &TspOptions::default(),
+        )
+        .unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(err, TspError::HttpStatus { status: 503 }), "{err}");
+        assert!(err.to_string().contains("503"), "{err}");
+    }
+
+    #[test]
     fn unreachable_tsa_is_reported_as_such() {
         // A port that was free a moment ago: the connection is refused.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
