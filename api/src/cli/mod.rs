@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod actes;
+pub mod seda;
+
 use crate::config::{ServeArgs, ServeConfig};
 
 /// seing — parapheur and electronic signature for local authorities.
@@ -20,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (REST API and web UI).
     Serve(ServeArgs),
+    /// Acts for the prefecture (@ctes): build a transmission archive, read one, read a return.
+    Actes(actes::ActesArgs),
+    /// SEDA 2.1 archive transfers: build a package, read a reply.
+    Seda(seda::SedaArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -32,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Actes(args) => actes::run(args),
+        Command::Seda(args) => seda::run(args),
     }
 }
 

@@ -286,6 +286,12 @@ fn check(meta: &SedaMetadata, files: &[SedaFile], out_dir: &Path) -> Result<Chec
     }
 }
 
+/// Checks metadata, files and output folder without writing anything; every problem is listed
+/// in [`Error::Invalid`].
+pub fn validate(meta: &SedaMetadata, files: &[SedaFile], out_dir: &Path) -> Result<()> {
+    check(meta, files, out_dir).map(|_| ())
+}
+
 /// Writes the package of a finished dossier into `out_dir` (which must not exist or be empty):
 /// the files under `content/`, each with its SHA-512, size and format, and `manifest.xml`.
 ///

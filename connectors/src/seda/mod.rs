@@ -8,7 +8,7 @@ mod reply;
 pub use format::FileFormat;
 pub use manifest::{
     AccessRule, AppraisalRule, FinalAction, ObjectRole, SedaFile, SedaMetadata, SedaPackage,
-    WrittenObject, write_package,
+    WrittenObject, validate, write_package,
 };
 pub use reply::{ReplyEvent, ReplyOutcome, TransferReply, parse_reply};
 
