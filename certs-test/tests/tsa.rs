@@ -193,13 +193,13 @@ fn bad_requests_get_a_rejection_and_the_server_keeps_serving() {
     assert!(ok, "still serving after bad requests: {out}");
 }
 
-/// The oracle script: `SEING_ORACLE` or `<workspace>/../shared/oracle/verify`.
+/// The oracle script: `SEING_ORACLE` (relative paths from the workspace root) or
+/// `<workspace>/../shared/oracle/verify`.
 fn oracle() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = std::env::var_os("SEING_ORACLE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/oracle/verify")
-        });
+        .map(|p| root.join(p))
+        .unwrap_or_else(|| root.join("../shared/oracle/verify"));
     if path.is_file() {
         Some(path)
     } else if std::env::var("CI").as_deref() == Ok("true") {
