@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod journal;
+
 pub mod actes;
 pub mod seda;
 
@@ -23,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (REST API and web UI).
     Serve(ServeArgs),
+    /// The audit journal: verify its hash chain.
+    Journal(journal::JournalArgs),
     /// Acts for the prefecture (@ctes): build a transmission archive, read one, read a return.
     Actes(actes::ActesArgs),
     /// SEDA 2.1 archive transfers: build a package, read a reply.
@@ -39,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Journal(args) => journal::run(args),
         Command::Actes(args) => actes::run(args),
         Command::Seda(args) => seda::run(args),
     }
