@@ -59,7 +59,9 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let url = match args.database_url {
         Some(url) => url,
         None => {
-            let dir = args.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+            let dir = args
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
             let file = dir.join("seing.db");
             // Verifying must not create an empty database where none was.
             if !file.is_file() {
