@@ -436,6 +436,43 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_templates_load_and_a_broken_file_is_named() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+        let templates = Template::load_dir(&shipped).unwrap();
+        let names: Vec<&str> = templates.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "actes-deliberation",
+                "conges",
+                "frais-deplacement",
+                "marches-notification",
+                "pes-bordereaux",
+                "visa-signature"
+            ]
+        );
+        assert_eq!(templates["pes-bordereaux"].roles(), ["finances", "maire"]);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ok.toml"),
+            "title = \"t\"\n[[steps]]\naction = \"visa\"\nactor = \"emitter\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("broken.toml"),
+            "title = \"t\"\n[[steps]]\naction = \"transmission\"\n",
+        )
+        .unwrap();
+        match Template::load_dir(dir.path()) {
+            Err(EngineError::Template { file, field, .. }) => {
+                assert!(file.ends_with("broken.toml"), "{file}");
+                assert_eq!(field, "steps[0].channel");
+            }
+            other => panic!("expected a template error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn broken_templates_name_the_field() {
         assert_eq!(
             field_of("title = \"t\"\n[[steps]]\naction = \"signature\"\ndesk = \"maire\"\n"),

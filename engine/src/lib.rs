@@ -7,6 +7,7 @@
 //! `seing-connectors`. The entry point is [`Engine`]; every method takes the acting user and
 //! returns [`EngineError`] variants that map onto HTTP statuses.
 
+pub mod access;
 pub mod circuit;
 pub mod clock;
 pub mod directory;

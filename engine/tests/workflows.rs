@@ -815,7 +815,45 @@ async fn bad_input_changes_nothing(h: &Harness) {
     );
 }
 
+async fn seal_then_archive(h: &Harness) {
+    let e = &h.engine;
+    let w = world(e, "732829320").await;
+    let id = w
+        .submitted(e, "seal", "finances", "fin", Metadata::new())
+        .await;
+    let visa = e.visa(w.users["uc"], id, input()).await.unwrap_err();
+    assert!(matches!(visa, EngineError::Conflict { .. }), "{visa:?}");
+    let mut sealed = signed(b"sealed pdf");
+    sealed.signatures.push(doc("cachet.p7s", b"cms"));
+    let d = e.seal(w.users["uc"], id, input(), sealed).await.unwrap();
+    assert_eq!((d.state, d.current_step), (DossierState::Finished, 1));
+    let roles: Vec<DocumentRole> = e
+        .documents(w.users["uc"], id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.role)
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            DocumentRole::Main,
+            DocumentRole::Annex,
+            DocumentRole::Signed,
+            DocumentRole::Signature
+        ]
+    );
+    let recorder = Recorder::default();
+    run_outbox(h, &recorder).await;
+    assert_eq!(
+        e.dossier(w.users["uc"], id).await.unwrap().state,
+        DossierState::Archived
+    );
+    assert_journal_intact(h).await;
+}
+
 both_backends! {
+    seal_then_archive => super::seal_then_archive;
     pes_bordereaux_end_to_end => super::pes_bordereaux;
     actes_deliberation_reject_and_recycle => super::actes_deliberation_reject_and_recycle;
     marches_notification_end_to_end => super::marches_notification;

@@ -46,6 +46,11 @@ pub fn templates() -> BTreeMap<String, Template> {
         );
         templates.insert(name.into(), Template::parse("test", name, &text).unwrap());
     }
+    let seal = "title = \"Cachet\"\n[[steps]]\naction = \"seal\"\ndesk = \"c\"\n[[steps]]\naction = \"archive\"\n";
+    templates.insert(
+        "seal".into(),
+        Template::parse("test", "seal", seal).unwrap(),
+    );
     templates
 }
 
@@ -253,7 +258,7 @@ pub async fn world(engine: &Engine, siren: &str) -> World {
             .map(|(k, d)| (k.to_string(), desks[d]))
             .collect()
     };
-    let specs: [(&str, BTreeMap<String, DeskId>); 8] = [
+    let specs: [(&str, BTreeMap<String, DeskId>); 9] = [
         (
             "pes-bordereaux",
             roles(&[("finances", "finances"), ("maire", "maire")]),
@@ -274,6 +279,7 @@ pub async fn world(engine: &Engine, siren: &str) -> World {
         ),
         ("double-any", roles(&[("a", "a"), ("b", "b"), ("c", "c")])),
         ("double-all", roles(&[("a", "a"), ("b", "b"), ("c", "c")])),
+        ("seal", roles(&[("c", "c")])),
     ];
     for (template, roles) in specs {
         let c = engine
