@@ -136,8 +136,41 @@ async fn parallel_actions_keep_the_journal_chained(h: &Harness) {
     assert!(reports[0].is_intact(), "{reports:?}");
 }
 
+async fn workers_never_take_the_same_job(h: &Harness) {
+    let e = &h.engine;
+    let w = world(e, "732829320").await;
+    for _ in 0..10 {
+        w.submitted(e, "conges", "agent", "agent", Metadata::new())
+            .await;
+    }
+    let policy = seing_engine::outbox::RetryPolicy::default();
+    let barrier = Arc::new(Barrier::new(3));
+    let mut handles = Vec::new();
+    for _ in 0..3 {
+        let engine = e.clone();
+        let barrier = barrier.clone();
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            engine.take_jobs(4, &policy).await.unwrap()
+        }));
+    }
+    let mut taken = Vec::new();
+    for handle in handles {
+        taken.extend(handle.await.unwrap().into_iter().map(|j| j.id));
+    }
+    assert_eq!(taken.len(), 10, "every due job taken once: {taken:?}");
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken.len(), 10, "no job taken twice");
+    assert!(
+        e.take_jobs(10, &policy).await.unwrap().is_empty(),
+        "taken jobs are leased"
+    );
+}
+
 both_backends! {
     same_desk_two_holders_one_wins => super::same_desk_two_holders;
     any_step_two_desks_same_version_one_wins => super::any_step_two_desks_same_version;
     parallel_actions_keep_the_journal_chained => super::parallel_actions_keep_the_journal_chained;
+    workers_never_take_the_same_job => super::workers_never_take_the_same_job;
 }

@@ -868,3 +868,37 @@ both_backends! {
     outbox_retries_with_backoff => super::outbox_retries_with_backoff;
     bad_input_changes_nothing => super::bad_input_changes_nothing;
 }
+
+#[tokio::test]
+async fn open_migrates_once_and_loads_the_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("seing.db").display());
+    let docs = dir.path().join("documents");
+    let engine = seing_engine::Engine::open(&url, &docs, &common::workflows_dir())
+        .await
+        .unwrap();
+    assert_eq!(engine.templates().len(), 6);
+    let (tenant, _) = engine
+        .create_tenant(NewTenant {
+            name: "Commune".into(),
+            siren: "213502388".into(),
+            departement: "2A".into(),
+            admin_login: "admin".into(),
+            admin_name: "Admin".into(),
+        })
+        .await
+        .unwrap();
+    engine.database().close().await;
+    // Opening again keeps the data and applies no migration twice.
+    let again = seing_engine::Engine::open(&url, &docs, &common::workflows_dir())
+        .await
+        .unwrap();
+    assert_eq!(again.tenant(tenant.id).await.unwrap().departement, "2A");
+    let bad = seing_engine::Engine::open("mysql://x", &docs, &common::workflows_dir())
+        .await
+        .unwrap_err();
+    assert!(
+        bad.to_string().contains("unsupported database URL"),
+        "{bad}"
+    );
+}
