@@ -209,3 +209,90 @@ fn hostile_or_unknown_inputs_are_refused() {
     let err = pes::sign_pes(unknown.to_vec(), &request(), key.as_ref()).unwrap_err();
     assert!(err.to_string().contains("KOI8-R"), "{err}");
 }
+
+fn trust() -> seing_signer::verify::VerifyOptions {
+    let pki = pki();
+    seing_signer::verify::VerifyOptions {
+        trust_anchors: seing_signer::x509::read_certificates(&pki.root_ca).unwrap(),
+        certificates: seing_signer::x509::read_certificates(&pki.personnes_ca).unwrap(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn seing_verifies_its_signatures_and_detects_tampering() {
+    use seing_signer::verify::{Indication, SubIndication};
+    let Some(original) = generated_pes(3, true, true) else {
+        return;
+    };
+    let key = software_key("elu-rsa2048");
+    let signed = pes::sign_pes(original, &request(), key.as_ref())
+        .unwrap()
+        .output;
+    let report = pes::verify::verify(&signed, &trust()).unwrap();
+    assert_eq!(report.signatures.len(), 3);
+    assert_eq!(report.indication, Indication::TotalPassed, "{report:#?}");
+    assert_eq!(report.signatures[1].id, "Bordereau BORD001");
+    assert!(report.signatures[0].claimed_signing_time.is_some());
+
+    // An amount changed after signing: that bordereau's digest fails, the others pass.
+    let text: String = signed.iter().map(|&b| char::from(b)).collect();
+    let tampered = text.replacen("<MtBordHT V=\"1001.50\"/>", "<MtBordHT V=\"9001.50\"/>", 1);
+    let tampered: Vec<u8> = tampered.chars().map(|c| c as u8).collect();
+    let report = pes::verify::verify(&tampered, &trust()).unwrap();
+    assert_eq!(report.indication, Indication::TotalFailed);
+    assert_eq!(
+        report.signatures[1].sub_indication,
+        Some(SubIndication::HashFailure)
+    );
+    assert_eq!(report.signatures[0].indication, Indication::TotalPassed);
+
+    // A signature moved to another bordereau still verifies cryptographically: the placement
+    // rule catches it.
+    let first = text.find("<ds:Signature ").unwrap();
+    let first_end = text.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let sig = &text[first..first_end];
+    let without = format!("{}{}", &text[..first], &text[first_end..]);
+    let second_end = without.match_indices("</Bordereau>").nth(1).unwrap().0;
+    let second_sig = without[..second_end].rfind("<ds:Signature ").unwrap();
+    let moved = format!(
+        "{}{}{}",
+        &without[..second_sig],
+        sig,
+        &without[second_sig..]
+    );
+    let moved: Vec<u8> = moved.chars().map(|c| c as u8).collect();
+    let report = pes::verify::verify(&moved, &trust()).unwrap();
+    assert_eq!(report.indication, Indication::TotalFailed);
+    assert!(
+        report
+            .signatures
+            .iter()
+            .any(|s| s.sub_indication == Some(SubIndication::FormatFailure)),
+        "{report:#?}"
+    );
+}
+
+#[test]
+fn a_signature_by_another_product_is_read() {
+    use seing_signer::verify::SubIndication;
+    let Some(specs) = specs_dir() else { return };
+    let sample =
+        std::fs::read(specs.join("xades/examples/iparapheur_signature_xades_detached.xml"))
+            .unwrap();
+    let report = seing_signer::xades::verify::verify(&sample, &Default::default()).unwrap();
+    assert_eq!(report.signatures.len(), 1);
+    let s = &report.signatures[0];
+    // The detached data is not in the specs: the value itself must verify, the data is missing.
+    assert_eq!(
+        s.sub_indication,
+        Some(SubIndication::SignedDataNotFound),
+        "{s:#?}"
+    );
+    assert!(
+        !s.messages.iter().any(|m| m.contains("valeur de signature")),
+        "{s:#?}"
+    );
+    assert!(s.claimed_signing_time.is_some());
+    assert!(s.signer.is_some());
+}

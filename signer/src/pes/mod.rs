@@ -8,6 +8,7 @@
 pub mod check;
 pub mod sign;
 pub mod summary;
+pub mod verify;
 
 pub use check::{PreflightReport, preflight};
 pub use sign::{Pes, PesRequest, PesSigned, PesState, sign_pes};

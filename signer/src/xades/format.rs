@@ -251,10 +251,15 @@ impl SignatureFormat for Xades {
     }
 }
 
-/// Asks the TSA for a token over `data` (SHA-256 imprint).
+/// Asks the TSA for a token over `data` (SHA-256 imprint) and returns the token's DER.
 fn request_timestamp(url: &str, data: &[u8]) -> Result<Vec<u8>> {
-    let _ = (url, data);
-    Err(Error::Unsupported(
-        "B-T: no RFC 3161 client in this build yet".into(),
-    ))
+    let digest = DigestAlgorithm::Sha256.digest(data);
+    crate::tsp::request_timestamp(
+        url,
+        DigestAlgorithm::Sha256,
+        &digest,
+        &crate::tsp::TspOptions::default(),
+    )
+    .map(|token| token.der)
+    .map_err(|e| Error::Timestamp(e.to_string()))
 }

@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod format;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

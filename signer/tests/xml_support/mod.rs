@@ -70,10 +70,20 @@ pub fn pki() -> &'static TestPki {
     TestPki::shared()
 }
 
-/// A software key of the test PKI (`elu-rsa2048`, `elu-p256`, …) with its CA chain.
+/// The intermediate CA file of a test PKI entity.
+pub fn ca_of(entity: &str) -> PathBuf {
+    let pki = pki();
+    if matches!(entity, "cachet" | "tsa") {
+        pki.cachets_ca.clone()
+    } else {
+        pki.personnes_ca.clone()
+    }
+}
+
+/// A software key of the test PKI (`elu-rsa2048`, `elu-p256`, `cachet`, …) with its CA chain.
 pub fn software_key(entity: &str) -> Box<dyn KeySource> {
     let pki = pki();
-    let chain = seing_signer::x509::read_certificates(&pki.personnes_ca).expect("CA");
+    let chain = seing_signer::x509::read_certificates(&ca_of(entity)).expect("CA");
     key::open(
         &KeySpec::Pem {
             key: pki.key(entity),
