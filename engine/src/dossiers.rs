@@ -1496,10 +1496,14 @@ impl Engine {
                 .map_err(|_| EngineError::forbidden("vous ne détenez pas ce bureau"))?;
         }
         let rows = sqlx::query(
-            "SELECT d.id, d.title, d.state, d.current_step, d.deadline, i.reason \
-             FROM inbox i JOIN dossiers d ON d.id = i.dossier_id \
-             WHERE i.tenant_id = $1 AND i.desk_id = $2 AND i.dossier_id > $3 \
-             ORDER BY i.dossier_id LIMIT $4",
+            // The page is cut from the inbox index first, then joined: the planner never
+            // joins the whole desk when only a page is wanted.
+            "SELECT d.id, d.title, d.state, d.current_step, d.deadline, p.reason \
+             FROM (SELECT dossier_id, reason FROM inbox \
+                   WHERE tenant_id = $1 AND desk_id = $2 AND dossier_id > $3 \
+                   ORDER BY dossier_id LIMIT $4) p \
+             JOIN dossiers d ON d.id = p.dossier_id \
+             ORDER BY p.dossier_id",
         )
         .bind(actor.tenant.to_string())
         .bind(desk.to_string())
