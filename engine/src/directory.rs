@@ -412,6 +412,41 @@ impl Engine {
             .collect()
     }
 
+    /// Ends a delegation now (administrators and holders of the absent desk).
+    pub async fn end_delegation(&self, actor: Actor, id: DelegationId) -> EngineResult<()> {
+        let now = self.now();
+        let mut tx = self.db.begin_write().await?;
+        let user = Self::load_user(&mut tx, actor).await?;
+        let row = sqlx::query(
+            "SELECT from_desk, ends_at FROM delegations WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id.to_string())
+        .bind(actor.tenant.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(EngineError::NotFound {
+            entity: "delegation",
+        })?;
+        let from: DeskId = parse_col(&row, 0)?;
+        if !user.admin && !user.desks.contains(&from) {
+            return Err(EngineError::forbidden(
+                "seuls les titulaires du bureau absent et les administrateurs terminent une délégation",
+            ));
+        }
+        if time_col(&row, 1)? <= now {
+            return Err(EngineError::conflict("cette délégation est déjà terminée"));
+        }
+        sqlx::query("UPDATE delegations SET ends_at = $1 WHERE id = $2")
+            .bind(db_time(now))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        self.log_admin(&mut tx, actor, "delegation.end", json!({"delegation": id}))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Instantiates template `template` as circuit `name`, mapping its role keys to desks
     /// (administrators only).
     pub async fn create_circuit(

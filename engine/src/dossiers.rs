@@ -208,7 +208,13 @@ fn connector_job(
     Some((
         kind,
         payload,
-        format!("{}:{}:{step}", stored.id, kind.as_str()),
+        // The version makes the key unique per change; a re-delivery of the same row keeps it.
+        format!(
+            "{}:{}:{step}:{}",
+            stored.id,
+            kind.as_str(),
+            stored.version + 1
+        ),
     ))
 }
 
@@ -886,7 +892,7 @@ impl Engine {
             }),
             user: Some(user.id),
             detail: json!({"step": step, "removed_documents": point.documents}),
-            jobs: Vec::new(),
+            jobs: vec![webhook(&stored, "dossier.undone")],
         };
         self.save(&mut tx, &mut stored, change, now).await?;
         tx.commit().await?;

@@ -482,6 +482,23 @@ async fn visa_signature_delegation(h: &Harness) {
         matches!(uncovered, EngineError::Forbidden { ref reason } if reason.contains("circuit")),
         "{uncovered:?}"
     );
+    // The directory lists what the tenant has.
+    assert_eq!(e.delegations(w.admin).await.unwrap().len(), 1);
+    assert_eq!(e.circuits(w.admin).await.unwrap().len(), 9);
+    assert!(
+        e.tenant_users(w.admin.tenant)
+            .await
+            .unwrap()
+            .iter()
+            .any(|u| u.login == "adjoint")
+    );
+    assert!(
+        e.desks(w.admin)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.name == "agent" && d.parent == Some(w.desks["chef"]))
+    );
     // The deputy sees the mayor's list and signs for the mayor.
     let listed = e
         .desk_dossiers(w.users["adjoint"], w.desks["maire"], None, 10)
@@ -503,6 +520,24 @@ async fn visa_signature_delegation(h: &Harness) {
     assert_eq!(entry.desk, Some(w.desks["adjoint"]));
     assert_eq!(entry.on_behalf_of, Some(w.desks["maire"]));
     assert_eq!(entry.user, Some(w.users["adjoint"].user));
+    // Ended early by the mayor: the deputy can no longer act for the mayor.
+    let delegation = e.delegations(w.admin).await.unwrap().remove(0);
+    assert!(matches!(
+        e.end_delegation(w.users["adjoint"], delegation.id).await,
+        Err(EngineError::Forbidden { .. })
+    ));
+    e.end_delegation(w.users["maire"], delegation.id)
+        .await
+        .unwrap();
+    let late = e
+        .sign(w.users["adjoint"], other, input(), signed(b"s"))
+        .await
+        .unwrap_err();
+    assert!(matches!(late, EngineError::Forbidden { .. }));
+    assert!(matches!(
+        e.end_delegation(w.users["maire"], delegation.id).await,
+        Err(EngineError::Conflict { .. })
+    ));
     assert_journal_intact(h).await;
 }
 
