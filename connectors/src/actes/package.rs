@@ -131,7 +131,8 @@ pub fn write_package(acte: &ValidActe, out_dir: &Path, sequence: Option<u32>) ->
         .prefix(".seing-actes-")
         .tempfile_in(out_dir)
         .map_err(|e| Error::io(out_dir, e))?;
-    let io = |e| Error::io(temp_path(&path), e);
+    let temp_name = temp.path().to_path_buf();
+    let io = |e| Error::io(&temp_name, e);
     {
         let gz = GzEncoder::new(BufWriter::new(temp.as_file_mut()), Compression::default());
         let mut tar = tar::Builder::new(gz);
@@ -179,10 +180,6 @@ pub fn write_package(acte: &ValidActe, out_dir: &Path, sequence: Option<u32>) ->
         name,
         members: member_names,
     })
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    path.with_extension("tmp")
 }
 
 /// `<DEP>-<SIREN>-<YYYYMMDD>-<NumeroInterne>-<NatureAbbrev>-1-1`: the stem of every name but
