@@ -7,7 +7,8 @@
 //!    median and p99 latency of listing its first page (50 items), and of a page deep inside.
 //!
 //! Without `--database-url`, a fresh SQLite file in a temporary folder is used (kept with
-//! `--keep DIR`); a PostgreSQL URL gets a fresh schema that is dropped at the end.
+//! `--keep DIR`); a PostgreSQL URL gets a fresh schema that is dropped at the end (kept, and
+//! named, with `--keep`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -253,7 +254,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     db.close().await;
-    if let (Some(schema), Some(url)) = (schema, &o.database_url) {
+    if let (Some(schema), Some(_)) = (&schema, &o.keep) {
+        println!("kept PostgreSQL schema {schema}");
+    } else if let (Some(schema), Some(url)) = (schema, &o.database_url) {
         let admin = Database::connect(url).await?;
         admin
             .pool()
