@@ -420,3 +420,47 @@ fn returns_with_entities_are_refused() {
   actes:IDActe="&x;" actes:DateReception="2018-11-28"/>"#;
     assert!(matches!(parse_return(hostile), Err(Error::Xml(_))));
 }
+
+#[test]
+fn archives_with_folders_or_missing_documents_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, members: &[(&str, &[u8])]| {
+        let path = dir.path().join(name);
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        for (member, bytes) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, member, *bytes).unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+        path
+    };
+    let nested = build(
+        "SIC-EACT--210600730--20180115-1.tar.gz",
+        &[("sub/x.xml", b"<a/>")],
+    );
+    assert!(matches!(read_archive(&nested), Err(Error::Format(m)) if m.contains("sub/x.xml")));
+
+    let envelope = br#"<actes:EnveloppeCLMISILL xmlns:actes="http://www.interieur.gouv.fr/ACTES#v1.1-20040216" xmlns:insee="http://xml.insee.fr/schema"><actes:Emetteur><actes:IDCL insee:SIREN="210600730" actes:Departement="006" actes:Arrondissement="2" actes:Nature="02"/></actes:Emetteur><actes:AdressesRetour><actes:Email>a@b.fr</actes:Email></actes:AdressesRetour><actes:FormulairesEnvoyes><actes:Formulaire><actes:NomFichier>m.xml</actes:NomFichier></actes:Formulaire></actes:FormulairesEnvoyes></actes:EnveloppeCLMISILL>"#;
+    let message = br#"<actes:Acte xmlns:actes="http://www.interieur.gouv.fr/ACTES#v1.1-20040216" actes:Date="2018-01-15" actes:NumeroInterne="007" actes:CodeNatureActe="2"><actes:CodeMatiere1 actes:CodeMatiere="1"/><actes:CodeMatiere2 actes:CodeMatiere="1"/><actes:Objet>o</actes:Objet><actes:ClassificationDateVersion>2017-04-19</actes:ClassificationDateVersion><actes:Document><actes:NomFichier>absent.pdf</actes:NomFichier></actes:Document><actes:Annexes actes:Nombre="0"/><actes:DocumentPapier/></actes:Acte>"#;
+    let incomplete = build(
+        "SIC-EACT--210600730--20180115-2.tar.gz",
+        &[
+            ("EACT--210600730--20180115-2.xml", envelope),
+            ("m.xml", message),
+        ],
+    );
+    assert!(matches!(read_archive(&incomplete), Err(Error::Format(m)) if m.contains("absent.pdf")));
+
+    let not_gzip = write(
+        dir.path(),
+        "SIC-EACT--210600730--20180115-3.tar.gz",
+        b"plain text",
+    );
+    assert!(matches!(read_archive(&not_gzip), Err(Error::Io { .. })));
+}
