@@ -319,6 +319,34 @@ impl Engine {
         Ok(run)
     }
 
+    /// Runs the worker until `shutdown` completes: passes of up to `batch` jobs back to back
+    /// while there is work, a pause of `idle` when there is none. A pass interrupted by the
+    /// shutdown leaves its jobs leased; they are taken again once the lease expires.
+    pub async fn run_outbox_worker<H: JobHandler>(
+        &self,
+        handler: &H,
+        policy: &RetryPolicy,
+        batch: u32,
+        idle: std::time::Duration,
+        shutdown: impl Future<Output = ()>,
+    ) -> EngineResult<()> {
+        tokio::pin!(shutdown);
+        loop {
+            let run = tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                run = self.run_outbox_once(handler, policy, batch) => run?,
+            };
+            if run == OutboxRun::default() {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(idle) => {}
+                }
+            }
+        }
+    }
+
     /// The jobs of a dossier, oldest first (for status pages and tests).
     pub async fn dossier_jobs(
         &self,

@@ -887,7 +887,48 @@ async fn seal_then_archive(h: &Harness) {
     assert_journal_intact(h).await;
 }
 
+async fn outbox_worker_runs_until_shutdown(h: &Harness) {
+    let e = &h.engine;
+    let w = world(e, "732829320").await;
+    let id = w
+        .submitted(e, "conges", "agent", "agent", Metadata::new())
+        .await;
+    let recorder = Recorder::default();
+    let dispatcher = Dispatcher {
+        engine: e.clone(),
+        transmitter: &recorder,
+        notifier: &recorder,
+        archiver: &recorder,
+        webhooks: &recorder,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let policy = RetryPolicy::default();
+    let worker = e.run_outbox_worker(
+        &dispatcher,
+        &policy,
+        10,
+        std::time::Duration::from_millis(20),
+        async {
+            let _ = stopped.await;
+        },
+    );
+    let watcher = async {
+        for _ in 0..500 {
+            let jobs = e.dossier_jobs(w.admin.tenant, id).await.unwrap();
+            if jobs.iter().all(|j| j.status == JobStatus::Done) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+    };
+    let (result, ()) = tokio::join!(worker, watcher);
+    result.unwrap();
+    assert_eq!(recorder.all(), ["webhook dossier.submitted"]);
+}
+
 both_backends! {
+    outbox_worker_runs_until_shutdown => super::outbox_worker_runs_until_shutdown;
     seal_then_archive => super::seal_then_archive;
     pes_bordereaux_end_to_end => super::pes_bordereaux;
     actes_deliberation_reject_and_recycle => super::actes_deliberation_reject_and_recycle;
