@@ -343,10 +343,9 @@ pub fn validate(
         Some(d) => c.check("classification_date", parse_user_date(d)),
         None => None,
     };
-    if let (Some(d), true) = (
-        date_decision,
-        date_decision.is_some_and(|d| d > transmission_date),
-    ) {
+    if let Some(d) = date_decision
+        && d > transmission_date
+    {
         c.check(
             "date_decision",
             Err::<(), _>(format!(
@@ -700,7 +699,7 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error
     #[serde(untagged)]
     enum Text {
         S(String),
-        N(serde_json_number::Number),
+        N(json_integer::Number),
     }
     Ok(match Text::deserialize(d)? {
         Text::S(s) => s,
@@ -726,7 +725,7 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Strin
 }
 
 /// An unsigned JSON integer kept as its decimal text.
-mod serde_json_number {
+mod json_integer {
     use serde::{Deserialize, Deserializer};
 
     pub(super) struct Number(pub String);
