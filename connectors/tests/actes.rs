@@ -15,6 +15,11 @@ use seing_connectors::actes::{
 };
 use time::macros::date;
 
+/// The start of a DER CMS ContentInfo of type signed-data.
+const CMS_HEADER: &[u8] = &[
+    0x30, 0x82, 0x01, 0x00, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02, 0xA0,
+];
+
 fn meta() -> ActesMetadata {
     serde_json::from_value(serde_json::json!({
         "siren": "210600730",
@@ -68,11 +73,9 @@ fn built_archive_validates_and_reads_back() {
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let act = write(dir.path(), "deliberation.pdf", common::PDF);
-    let sig = write(
-        dir.path(),
-        "deliberation.pdf.p7s",
-        b"0\x82 not a real CMS, bytes only",
-    );
+    // The packer checks only that a .p7s is a CMS SignedData (its header); the real signature
+    // round trip is tested through the binary with openssl (api/tests/connectors_cli.rs).
+    let sig = write(dir.path(), "deliberation.pdf.p7s", CMS_HEADER);
     let budget = write(dir.path(), "budget.xml", b"<budget/>");
     let plan = write(dir.path(), "plan.PNG", b"\x89PNG fake");
     let valid = validate(
@@ -463,4 +466,28 @@ fn archives_with_folders_or_missing_documents_are_refused() {
         b"plain text",
     );
     assert!(matches!(read_archive(&not_gzip), Err(Error::Io { .. })));
+}
+
+#[test]
+fn a_p7s_that_is_not_cms_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let act = write(dir.path(), "acte.pdf", common::PDF);
+    let pem = write(dir.path(), "acte.pdf.p7s", b"-----BEGIN PKCS7-----\nMIIB\n");
+    let mut m = meta();
+    m.type_pj.clear();
+    let Err(Error::Invalid(problems)) = validate(
+        &m,
+        &ActeDocument {
+            path: act,
+            signature: Some(pem),
+        },
+        &[],
+        None,
+        &SizeLimits::default(),
+        date!(2026 - 11 - 29),
+    ) else {
+        panic!("a PEM file is not a DER CMS signature")
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "acte.pdf.p7s");
 }

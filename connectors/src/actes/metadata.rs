@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
@@ -481,7 +482,21 @@ fn check_documents(
             if !names.insert(sig_name.clone()) {
                 problems.push(Problem::new(&sig_name, "fichier donné deux fois"));
             }
-            measure(sig, &sig_name, limits, &mut problems).map(|s| (sig.clone(), s))
+            let size = measure(sig, &sig_name, limits, &mut problems)?;
+            match read_head(sig) {
+                Ok(head) if is_cms_signed_data(&head) => Some((sig.clone(), size)),
+                Ok(_) => {
+                    problems.push(Problem::new(
+                        &sig_name,
+                        "n'est pas une signature CMS (SignedData en DER)",
+                    ));
+                    None
+                }
+                Err(e) => {
+                    problems.push(Problem::new(&sig_name, format!("illisible : {e}")));
+                    None
+                }
+            }
         });
         total += size.unwrap_or(0) + signature.as_ref().map_or(0, |s| s.1);
         let type_pj = match meta.type_pj.get(&name) {
@@ -578,6 +593,32 @@ fn measure(
         }
         Ok(m) => Some(m.len()),
     }
+}
+
+/// The first bytes of a file, enough to recognise a CMS structure.
+fn read_head(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(32);
+    std::fs::File::open(path)?.take(32).read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// Whether the bytes start a CMS `ContentInfo` whose content type is `signed-data`
+/// (1.2.840.113549.1.7.2): a SEQUENCE with a definite (DER) or indefinite (BER) length, then
+/// that OID. Catches a PEM file, a PDF or anything else given as a `.p7s`.
+fn is_cms_signed_data(head: &[u8]) -> bool {
+    const SIGNED_DATA_OID: [u8; 11] = [
+        0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02,
+    ];
+    let Some((&0x30, rest)) = head.split_first() else {
+        return false;
+    };
+    let length_bytes = match rest.first() {
+        Some(&b) if b <= 0x80 => 1,
+        Some(&b) if (0x81..=0x84).contains(&b) => 1 + usize::from(b & 0x7F),
+        _ => return false,
+    };
+    rest.get(length_bytes..)
+        .is_some_and(|r| r.starts_with(&SIGNED_DATA_OID))
 }
 
 fn extension(path: &Path) -> String {
@@ -734,5 +775,34 @@ mod json_integer {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             u64::deserialize(d).map(|n| Number(n.to_string()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cms_signed_data_is_recognised_by_its_header() {
+        let oid = [
+            0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02,
+        ];
+        let der: Vec<u8> = [0x30, 0x82, 0x05, 0x10]
+            .iter()
+            .chain(&oid)
+            .copied()
+            .collect();
+        let ber: Vec<u8> = [0x30, 0x80].iter().chain(&oid).copied().collect();
+        let short: Vec<u8> = [0x30, 0x40].iter().chain(&oid).copied().collect();
+        assert!(is_cms_signed_data(&der));
+        assert!(is_cms_signed_data(&ber));
+        assert!(is_cms_signed_data(&short));
+        // enveloped-data (…7.3) is not a signature
+        let mut enveloped = der.clone();
+        *enveloped.last_mut().unwrap() = 0x03;
+        assert!(!is_cms_signed_data(&enveloped));
+        assert!(!is_cms_signed_data(b"-----BEGIN PKCS7-----"));
+        assert!(!is_cms_signed_data(b"%PDF-1.7"));
+        assert!(!is_cms_signed_data(&[0x30]));
     }
 }
