@@ -7,15 +7,22 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use crate::http::ApiSettings;
+
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default data folder (SQLite file and documents), relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "seing-data";
 
+/// Default circuit templates folder: the `workflows/` folder of the source tree the binary
+/// was built from (deployments set `workflows_dir`).
+pub const DEFAULT_WORKFLOWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows");
+
 /// Flags of `seing serve`; each may also come from its environment variable.
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (keys: listen, data_dir, database_url).
+    /// TOML configuration file (keys: listen, data_dir, database_url, workflows_dir,
+    /// max_upload_bytes, login_max_failures, secure_cookies).
     #[arg(long, env = "SEING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -27,6 +34,21 @@ pub struct ServeArgs {
     /// Database URL (`sqlite:…` or `postgres://…`) [default: SQLite file in the data folder].
     #[arg(long, env = "SEING_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Folder of the circuit templates (`*.toml`) [default: the workspace's `workflows/`].
+    #[arg(long, env = "SEING_WORKFLOWS_DIR")]
+    pub workflows_dir: Option<PathBuf>,
+    /// Largest request body accepted, uploads included, in bytes [default: 52428800].
+    #[arg(long, env = "SEING_MAX_UPLOAD_BYTES")]
+    pub max_upload_bytes: Option<usize>,
+    /// Failed logins allowed per login in 15 minutes before answering 429 [default: 5].
+    #[arg(long, env = "SEING_LOGIN_MAX_FAILURES")]
+    pub login_max_failures: Option<i64>,
+    /// Mark the session cookie `Secure` (when served over HTTPS) [default: false].
+    #[arg(long, env = "SEING_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Seed a demo authority with users, desks, circuits and dossiers (idempotent).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 /// The keys a TOML configuration file may set.
@@ -36,6 +58,10 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    workflows_dir: Option<PathBuf>,
+    max_upload_bytes: Option<usize>,
+    login_max_failures: Option<i64>,
+    secure_cookies: Option<bool>,
 }
 
 /// The resolved configuration of the service.
@@ -47,6 +73,12 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Database URL.
     pub database_url: String,
+    /// Circuit templates folder.
+    pub workflows_dir: PathBuf,
+    /// API settings (upload limit, login rate limit, cookies).
+    pub api: ApiSettings,
+    /// Seed the demo authority.
+    pub demo: bool,
 }
 
 impl ServeConfig {
@@ -68,10 +100,37 @@ impl ServeConfig {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("seing.db").display()));
+        let workflows_dir = args
+            .workflows_dir
+            .or(file.workflows_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKFLOWS_DIR));
+        let defaults = ApiSettings::default();
+        let login_max_failures = args
+            .login_max_failures
+            .or(file.login_max_failures)
+            .unwrap_or(defaults.login_max_failures);
+        if login_max_failures < 1 {
+            anyhow::bail!("login_max_failures must be at least 1");
+        }
+        let api = ApiSettings {
+            max_upload_bytes: args
+                .max_upload_bytes
+                .or(file.max_upload_bytes)
+                .unwrap_or(defaults.max_upload_bytes),
+            login_max_failures,
+            secure_cookies: args
+                .secure_cookies
+                .or(file.secure_cookies)
+                .unwrap_or(defaults.secure_cookies),
+            ..defaults
+        };
         Ok(Self {
             listen,
             data_dir,
             database_url,
+            workflows_dir,
+            api,
+            demo: args.demo,
         })
     }
 }

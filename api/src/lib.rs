@@ -7,4 +7,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod http;
 pub mod server;

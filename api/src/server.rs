@@ -7,10 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use seing_engine::Engine;
 use seing_engine::storage::Database;
 use serde::Serialize;
 
 use crate::config::ServeConfig;
+use crate::http::ApiState;
 
 /// State shared by every request handler.
 #[derive(Debug, Clone)]
@@ -19,21 +21,36 @@ pub struct AppState {
     pub database: Database,
 }
 
-/// Builds the router of the service.
-pub fn router(state: Arc<AppState>) -> Router {
+/// Builds the router of the service: `/healthz` and the REST API under `/api/v1`.
+pub fn router(state: Arc<AppState>, api: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/api/v1/docs") }),
+        )
         .with_state(state)
+        .nest("/api/v1", crate::http::router(api))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
-/// Creates the data folder, opens the database and serves until Ctrl-C.
-pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(config.data_dir.join("documents"))
+/// Opens the engine of a configuration: data folder, database (migrated), templates.
+pub async fn open_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
+    let documents = config.data_dir.join("documents");
+    std::fs::create_dir_all(&documents)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    let database = Database::connect(&config.database_url)
+    Engine::open(&config.database_url, &documents, &config.workflows_dir)
         .await
-        .with_context(|| format!("cannot open database {}", config.database_url))?;
+        .with_context(|| format!("cannot open database {}", config.database_url))
+}
+
+/// Creates the data folder, opens the database, seeds the demo if asked and serves until Ctrl-C.
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let engine = open_engine(&config).await?;
+    if config.demo {
+        crate::demo::seed(&engine, config.listen).await?;
+    }
+    let database = engine.database().clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -43,7 +60,11 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         backend = database.backend(),
         "seing is serving"
     );
-    let app = router(Arc::new(AppState { database }));
+    let api = Arc::new(ApiState {
+        engine,
+        settings: config.api.clone(),
+    });
+    let app = router(Arc::new(AppState { database }), api);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 pub mod journal;
 
 pub mod actes;
+pub mod admin;
 pub mod seda;
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP service (REST API and web UI).
     Serve(ServeArgs),
+    /// Operator commands: create tenants, users, desks, API tokens; import circuit templates.
+    Admin(admin::AdminArgs),
     /// The audit journal: verify its hash chain.
     Journal(journal::JournalArgs),
     /// Acts for the prefecture (@ctes): build a transmission archive, read one, read a return.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::server::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Admin(args) => admin::run(args),
         Command::Journal(args) => journal::run(args),
         Command::Actes(args) => actes::run(args),
         Command::Seda(args) => seda::run(args),

@@ -1,0 +1,170 @@
+//! The REST API under `/api/v1`: authentication, tenants, directory, circuits, dossiers and
+//! documents, with its OpenAPI document generated from the handlers.
+
+pub mod auth;
+pub mod directory;
+pub mod docs;
+pub mod dossiers;
+pub mod problem;
+pub mod session;
+pub mod tenants;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts};
+use seing_engine::Engine;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use problem::{ApiError, Problem};
+
+/// Settings of the API that come from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Largest request body accepted (uploads included), in bytes.
+    pub max_upload_bytes: usize,
+    /// Failed logins allowed per login within `login_window`.
+    pub login_max_failures: i64,
+    /// The window of the failed-login counter.
+    pub login_window: time::Duration,
+    /// Lifetime of a session.
+    pub session_ttl: time::Duration,
+    /// Mark the session cookie `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 50 * 1024 * 1024,
+            login_max_failures: 5,
+            login_window: time::Duration::minutes(15),
+            session_ttl: time::Duration::hours(8),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The workflow engine.
+    pub engine: Engine,
+    /// Settings.
+    pub settings: ApiSettings,
+}
+
+/// A JSON body whose rejections are problem documents.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Path parameters whose rejections are problem documents (a malformed id is not found).
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Query parameters whose rejections are problem documents.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// The OpenAPI document's fixed parts; the paths come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "seing",
+        description = "Parapheur et signature électronique pour les collectivités : API REST. \
+            Authentification par jeton d'API (`Authorization: Bearer …`) pour les logiciels, \
+            ou par session (cookie `seing_session` + en-tête `X-CSRF-Token` sur toute requête \
+            qui modifie) pour les personnes. Erreurs en `application/problem+json` (RFC 9457)."
+    ),
+    components(schemas(Problem)),
+    modifiers(&SecuritySchemes),
+    security(("bearer" = []), ("session" = [])),
+    tags(
+        (name = "session", description = "Connexion des personnes"),
+        (name = "tenants", description = "Collectivités (opérateur)"),
+        (name = "directory", description = "Utilisateurs, bureaux, délégations, jetons"),
+        (name = "circuits", description = "Modèles et circuits"),
+        (name = "dossiers", description = "Dossiers, actions, documents, journal"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(auth::SESSION_COOKIE))),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document (paths relative to `/api/v1`).
+fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(session::login, session::current, session::logout))
+        .routes(routes!(tenants::list, tenants::create))
+        .routes(routes!(tenants::current))
+        .routes(routes!(directory::users, directory::create_user))
+        .routes(routes!(directory::set_password))
+        .routes(routes!(directory::desks, directory::create_desk))
+        .routes(routes!(
+            directory::delegations,
+            directory::create_delegation
+        ))
+        .routes(routes!(directory::tokens, directory::create_token))
+        .routes(routes!(directory::revoke_token))
+        .routes(routes!(directory::templates))
+        .routes(routes!(directory::circuits, directory::create_circuit))
+        .routes(routes!(directory::circuit))
+        .routes(routes!(directory::journal_verify))
+        .routes(routes!(dossiers::list, dossiers::create))
+        .routes(routes!(dossiers::get))
+        .routes(routes!(dossiers::submit))
+        .routes(routes!(dossiers::visa))
+        .routes(routes!(dossiers::reject))
+        .routes(routes!(dossiers::undo))
+        .routes(routes!(dossiers::transfer))
+        .routes(routes!(dossiers::bypass))
+        .routes(routes!(dossiers::ask_opinion))
+        .routes(routes!(dossiers::answer_opinion))
+        .routes(routes!(dossiers::annotations, dossiers::annotate))
+        .routes(routes!(dossiers::documents))
+        .routes(routes!(dossiers::document))
+        .routes(routes!(dossiers::journal))
+}
+
+/// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api_routes().split_for_parts();
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    doc
+}
+
+/// The router of `/api/v1` (to nest), with its OpenAPI document and docs page.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let limit = state.settings.max_upload_bytes;
+    let (routes, _) = api_routes().split_for_parts();
+    let json = Arc::new(openapi().to_pretty_json().unwrap_or_default());
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || docs::openapi_json(json.clone())),
+        )
+        .route("/docs", axum::routing::get(docs::page))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
