@@ -736,6 +736,181 @@ async fn authentication_and_isolation(api: &TestApi) {
     .problem(StatusCode::NOT_FOUND);
 }
 
+/// Annotate, undo, transfer, second opinion, reject and bypass through the API.
+async fn every_action(api: &TestApi) {
+    let w = world(api, SIREN_A).await;
+    let software = Who::Token(token(api, w.users["logiciel"], Role::User).await);
+    let fin = Who::Token(token(api, w.users["fin"], Role::User).await);
+    let drh = Who::Token(token(api, w.users["drh"], Role::User).await);
+    let admin = Who::Token(token(api, w.admin, Role::TenantAdmin).await);
+    let created = post_dossier(api, &software, None, conges_form(&w, "Actions")).await;
+    let id = created.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = |action: &str| format!("/api/v1/dossiers/{id}/{action}");
+
+    api.call(
+        Method::POST,
+        &url("annotations"),
+        &fin,
+        Some(json!({"body": "note privée", "visibility": "private"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    api.call(
+        Method::POST,
+        &url("annotations"),
+        &fin,
+        Some(json!({"body": "note publique"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let seen_by_software = api
+        .call(Method::GET, &url("annotations"), &software, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        seen_by_software.as_array().unwrap().len(),
+        1,
+        "{seen_by_software}"
+    );
+    assert_eq!(seen_by_software[0]["body"], "note publique");
+
+    let after = api
+        .call(Method::POST, &url("visa"), &fin, Some(json!({})))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(after["current_step"], 1);
+    let back = api
+        .call(Method::POST, &url("undo"), &fin, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(back["current_step"], 0);
+    api.call(Method::POST, &url("undo"), &fin, None)
+        .await
+        .problem(StatusCode::CONFLICT);
+
+    let opinion = api
+        .call(
+            Method::POST,
+            &url("opinions"),
+            &fin,
+            Some(json!({"desk": w.desks["DRH"], "question": "Solde ?"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let answered = api
+        .call(
+            Method::POST,
+            &format!(
+                "/api/v1/dossiers/{id}/opinions/{}/answer",
+                opinion["id"].as_str().unwrap()
+            ),
+            &drh,
+            Some(json!({"answer": "Solde suffisant"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answered["answer"], "Solde suffisant");
+
+    let moved = api
+        .call(
+            Method::POST,
+            &url("transfer"),
+            &fin,
+            Some(json!({"to": w.desks["DRH"]})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        moved["steps"][0]["desks"][0],
+        w.desks["DRH"].to_string().as_str()
+    );
+    api.call(
+        Method::POST,
+        &url("reject"),
+        &drh,
+        Some(json!({"reason": ""})),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let rejected = api
+        .call(
+            Method::POST,
+            &url("reject"),
+            &drh,
+            Some(json!({"reason": "Dates incompatibles"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(rejected["state"], "rejected");
+    let stale = api
+        .call(Method::POST, &url("visa"), &drh, Some(json!({})))
+        .await;
+    assert!(
+        stale.status == StatusCode::CONFLICT || stale.status == StatusCode::FORBIDDEN,
+        "{}",
+        stale.status
+    );
+
+    let other = post_dossier(api, &software, None, conges_form(&w, "Contourné")).await;
+    let other = other.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bypass = format!("/api/v1/dossiers/{other}/bypass");
+    api.call(
+        Method::POST,
+        &bypass,
+        &fin,
+        Some(json!({"reason": "urgence"})),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    let skipped = api
+        .call(
+            Method::POST,
+            &bypass,
+            &admin,
+            Some(json!({"reason": "urgence"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(skipped["current_step"], 1);
+    assert_eq!(skipped["steps"][0]["bypassed"], true);
+
+    // The operator creates a tenant and its administrator, who can then log in.
+    let secret = auth::new_token_secret().unwrap();
+    api.engine
+        .create_api_token(None, Role::Operator, "ops", &auth::secret_hash(&secret))
+        .await
+        .unwrap();
+    let operator = Who::Token(secret);
+    let body = json!({"name": "Commune C", "siren": "217500024", "departement": "2A",
+        "admin_login": "chef", "admin_name": "Chef", "admin_password": PASSWORD});
+    api.call(
+        Method::POST,
+        "/api/v1/tenants",
+        &operator,
+        Some(body.clone()),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    api.call(Method::POST, "/api/v1/tenants", &operator, Some(body))
+        .await
+        .problem(StatusCode::CONFLICT);
+    api.call(
+        Method::GET,
+        &format!("/api/v1/dossiers/{id}"),
+        &operator,
+        None,
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    login(api, "217500024", "chef").await;
+}
+
 /// Malformed bodies are 400/413/415/422 problems, never 500; failed logins are rate limited.
 async fn bad_input(api: &TestApi) {
     let w = world(api, SIREN_A).await;
@@ -973,6 +1148,7 @@ macro_rules! both_backends {
 both_backends!(
     software_creates_people_visa,
     idempotent_creation,
+    every_action,
     authentication_and_isolation,
     bad_input,
     openapi_and_docs,
