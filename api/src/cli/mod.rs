@@ -8,6 +8,7 @@ pub mod journal;
 
 pub mod actes;
 pub mod admin;
+pub mod pes;
 pub mod seda;
 
 use crate::config::{ServeArgs, ServeConfig};
@@ -34,6 +35,8 @@ pub enum Command {
     Actes(actes::ActesArgs),
     /// SEDA 2.1 archive transfers: build a package, read a reply.
     Seda(seda::SedaArgs),
+    /// PES V2 (Hélios) files: the pre-flight check before signing.
+    Pes(pes::PesArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Journal(args) => journal::run(args),
         Command::Actes(args) => actes::run(args),
         Command::Seda(args) => seda::run(args),
+        Command::Pes(args) => pes::run(args),
     }
 }
 
