@@ -383,7 +383,7 @@ fn created(dossier: Dossier, status: StatusCode) -> Response {
 /// Creates a dossier from a multipart form (parts `metadata` JSON, `main` file, `annexes`
 /// files) and, unless `submit` is false, sends it into its circuit. With an `Idempotency-Key`,
 /// the same key and the same form return the same dossier; another form answers 409.
-#[utoipa::path(post, path = "/dossiers", tag = "dossiers",
+#[utoipa::path(post, path = "/dossiers", tag = "dossiers", operation_id = "create_dossier",
     request_body(content = CreateDossierForm, content_type = "multipart/form-data",
         description = "Partie `metadata` : JSON `CreateDossier`"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Clé d'idempotence")),
@@ -462,7 +462,7 @@ pub async fn create(
 
 /// Lists a desk's dossiers (to act on, drafts, rejected, opinions), oldest first, by pages.
 /// Filters apply within each page, so a page may hold fewer items than `limit`.
-#[utoipa::path(get, path = "/dossiers", tag = "dossiers", params(ListQuery),
+#[utoipa::path(get, path = "/dossiers", tag = "dossiers", operation_id = "list_dossiers", params(ListQuery),
     responses((status = 200, body = SummaryPage), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
@@ -501,7 +501,7 @@ pub async fn list(
 }
 
 /// Reads a dossier.
-#[utoipa::path(get, path = "/dossiers/{id}", tag = "dossiers",
+#[utoipa::path(get, path = "/dossiers/{id}", tag = "dossiers", operation_id = "get_dossier",
     params(("id" = String, Path, description = "Dossier")),
     responses((status = 200, body = DossierView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn get(

@@ -150,7 +150,44 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api_routes().split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    // OpenAPI requires a description on every response; the handlers only give the telling ones.
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (code, response) in operation.responses.responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = status_description(code).to_owned();
+                }
+            }
+        }
+    }
     doc
+}
+
+/// The usual meaning of a status in this API, for responses documented without one.
+fn status_description(code: &str) -> &'static str {
+    match code {
+        "200" => "Succès",
+        "201" => "Créé",
+        "204" => "Fait, sans contenu",
+        "400" => "Requête mal formée (problem+json)",
+        "401" => "Authentification requise (problem+json)",
+        "403" => "Action refusée : rôle, bureau ou jeton CSRF (problem+json)",
+        "404" => "Introuvable dans votre collectivité (problem+json)",
+        "409" => "Conflit avec l'état courant (problem+json)",
+        "413" => "Requête trop volumineuse (problem+json)",
+        "422" => "Donnée invalide (problem+json)",
+        "429" => "Trop de tentatives (problem+json)",
+        _ => "Réponse",
+    }
 }
 
 /// The router of `/api/v1` (to nest), with its OpenAPI document and docs page.

@@ -123,7 +123,7 @@ pub async fn login(
 }
 
 /// The current caller (and, for a session, its CSRF token).
-#[utoipa::path(get, path = "/session", tag = "session",
+#[utoipa::path(get, path = "/session", tag = "session", operation_id = "current_session",
     responses((status = 200, body = Whoami), (status = 401, body = Problem)))]
 pub async fn current(caller: Caller) -> Json<Whoami> {
     Json(whoami(

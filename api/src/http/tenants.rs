@@ -67,7 +67,7 @@ pub struct CreatedTenant {
 }
 
 /// Lists every tenant (operator).
-#[utoipa::path(get, path = "/tenants", tag = "tenants",
+#[utoipa::path(get, path = "/tenants", tag = "tenants", operation_id = "list_tenants",
     responses((status = 200, body = Vec<TenantView>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
@@ -79,7 +79,7 @@ pub async fn list(
 }
 
 /// Creates a tenant and its first administrator (operator).
-#[utoipa::path(post, path = "/tenants", tag = "tenants", request_body = CreateTenant,
+#[utoipa::path(post, path = "/tenants", tag = "tenants", operation_id = "create_tenant", request_body = CreateTenant,
     responses((status = 201, body = CreatedTenant), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn create(
@@ -114,7 +114,7 @@ pub async fn create(
 }
 
 /// The caller's tenant.
-#[utoipa::path(get, path = "/tenant", tag = "tenants",
+#[utoipa::path(get, path = "/tenant", tag = "tenants", operation_id = "current_tenant",
     responses((status = 200, body = TenantView), (status = 401, body = Problem)))]
 pub async fn current(
     State(state): State<Arc<ApiState>>,
