@@ -7,7 +7,9 @@ use std::path::Path;
 
 use seing_certs_test::TestTsa;
 use seing_signer::model::{Document, Level, sign_local};
+use seing_signer::verify::{Indication, SubIndication, VerifyOptions};
 use seing_signer::xades::format::{Packaging, Xades, XadesRequest};
+use seing_signer::xades::verify;
 use seing_signer::xades::{ProductionPlace, SignaturePolicy};
 use xml_support::*;
 
@@ -74,6 +76,28 @@ fn enveloped_b_b_keeps_the_document_and_validates() {
     let path = dir.path().join("enveloped.xml");
     std::fs::write(&path, &out).unwrap();
     oracle_xades(&path, None, Level::BB);
+
+    let report = verify::verify(&out, &trust()).unwrap();
+    assert_eq!(report.indication, Indication::TotalPassed, "{report:#?}");
+    assert_eq!(report.signatures[0].level.as_deref(), Some("B-B"));
+    let tampered = String::from_utf8(out)
+        .unwrap()
+        .replace("1500.00", "15000.00");
+    let report = verify::verify(tampered.as_bytes(), &trust()).unwrap();
+    assert_eq!(report.indication, Indication::TotalFailed);
+    assert_eq!(
+        report.signatures[0].sub_indication,
+        Some(SubIndication::HashFailure)
+    );
+}
+
+fn trust() -> VerifyOptions {
+    let pki = pki();
+    VerifyOptions {
+        trust_anchors: seing_signer::x509::read_certificates(&pki.root_ca).unwrap(),
+        certificates: seing_signer::x509::read_certificates(&pki.cachets_ca).unwrap(),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -94,6 +118,16 @@ fn detached_b_b_over_a_file_validates() {
     let path = dir.path().join("detached.xml");
     std::fs::write(&path, &out).unwrap();
     oracle_xades(&path, Some(&data), Level::BB);
+    let mut options = trust();
+    options.detached_data = Some(data.clone());
+    let report = verify::verify(&out, &options).unwrap();
+    assert_eq!(report.indication, Indication::TotalPassed, "{report:#?}");
+    std::fs::write(&data, b"%PDF-1.4\n% altered\n").unwrap();
+    let report = verify::verify(&out, &options).unwrap();
+    assert_eq!(
+        report.signatures[0].sub_indication,
+        Some(SubIndication::HashFailure)
+    );
 }
 
 #[test]
@@ -113,6 +147,10 @@ fn enveloped_b_t_carries_a_signature_timestamp() {
     let path = dir.path().join("bt.xml");
     std::fs::write(&path, &out).unwrap();
     oracle_xades(&path, None, Level::BT);
+    let report = verify::verify(&out, &trust()).unwrap();
+    assert_eq!(report.indication, Indication::TotalPassed, "{report:#?}");
+    assert_eq!(report.signatures[0].level.as_deref(), Some("B-T"));
+    assert!(report.signatures[0].timestamp_time.is_some());
 }
 
 #[test]

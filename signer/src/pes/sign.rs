@@ -236,7 +236,7 @@ impl Pes {
             .map(|(label, e)| failed(label, e.clone()))
             .collect();
         let mut insertions = Vec::new();
-        for (target, value) in state.targets.iter().zip(values) {
+        for (index, (target, value)) in state.targets.iter().zip(values).enumerate() {
             let checked = value.and_then(|v| {
                 let ok = verify_digest_signature(
                     &state.chain.signer,
@@ -247,7 +247,7 @@ impl Pes {
                 if ok {
                     Ok(v)
                 } else {
-                    Err(Error::BadSignatureValue { index: items.len() })
+                    Err(Error::BadSignatureValue { index })
                 }
             });
             match checked.and_then(|v| {
