@@ -911,6 +911,48 @@ async fn every_action(api: &TestApi) {
     login(api, "217500024", "chef").await;
 }
 
+/// A tenant administrator edits a circuit; new dossiers follow it, other tenants cannot see it.
+async fn circuit_editing(api: &TestApi) {
+    let w = world(api, SIREN_A).await;
+    let b = world(api, SIREN_B).await;
+    let admin = Who::Token(token(api, w.admin, Role::TenantAdmin).await);
+    let url = format!("/api/v1/circuits/{}", w.conges);
+    let edit = json!({"name": "Congés (finances)", "roles": {"drh": w.desks["Finances"]}});
+    let fin = Who::Token(token(api, w.users["fin"], Role::User).await);
+    api.call(Method::PUT, &url, &fin, Some(edit.clone()))
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    let admin_b = Who::Token(token(api, b.admin, Role::TenantAdmin).await);
+    api.call(Method::PUT, &url, &admin_b, Some(edit.clone()))
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    api.call(
+        Method::PUT,
+        &url,
+        &admin,
+        Some(json!({"name": "x", "roles": {}})),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    let edited = api
+        .call(Method::PUT, &url, &admin, Some(edit))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(edited["name"], "Congés (finances)");
+    let listed = api
+        .call(Method::GET, "/api/v1/circuits", &fin, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(listed[0]["name"], "Congés (finances)");
+    let software = Who::Token(token(api, w.users["logiciel"], Role::User).await);
+    let created = post_dossier(api, &software, None, conges_form(&w, "Après édition")).await;
+    let dossier = created.expect(StatusCode::CREATED);
+    assert_eq!(
+        dossier["steps"][1]["desks"][0],
+        w.desks["Finances"].to_string().as_str()
+    );
+}
+
 /// Malformed bodies are 400/413/415/422 problems, never 500; failed logins are rate limited.
 async fn bad_input(api: &TestApi) {
     let w = world(api, SIREN_A).await;
@@ -1149,6 +1191,7 @@ both_backends!(
     software_creates_people_visa,
     idempotent_creation,
     every_action,
+    circuit_editing,
     authentication_and_isolation,
     bad_input,
     openapi_and_docs,

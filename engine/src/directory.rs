@@ -501,6 +501,56 @@ impl Engine {
         Ok(info)
     }
 
+    /// Edits a tenant's circuit: renames it and maps its template's roles to other desks
+    /// (administrators only). Dossiers already submitted keep the steps they were given.
+    pub async fn update_circuit(
+        &self,
+        actor: Actor,
+        id: CircuitId,
+        name: &str,
+        roles: &BTreeMap<String, DeskId>,
+    ) -> EngineResult<CircuitInfo> {
+        non_empty("name", name)?;
+        let mut tx = self.db.begin_write().await?;
+        self.require_admin(&mut tx, actor).await?;
+        let current = Self::load_circuit(&mut tx, actor.tenant, id).await?;
+        let spec = self
+            .templates
+            .get(&current.template)
+            .ok_or_else(|| {
+                EngineError::invalid(
+                    "template",
+                    format!("modèle de circuit inconnu « {} »", current.template),
+                )
+            })?
+            .instantiate(roles)?;
+        for desk in roles.values() {
+            Self::desk_exists(&mut tx, actor.tenant, *desk).await?;
+        }
+        sqlx::query("UPDATE circuits SET name = $1, spec = $2 WHERE id = $3 AND tenant_id = $4")
+            .bind(name.to_owned())
+            .bind(to_json(&spec)?)
+            .bind(id.to_string())
+            .bind(actor.tenant.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, "nom de circuit"))?;
+        self.log_admin(
+            &mut tx,
+            actor,
+            "circuit.update",
+            json!({"circuit": id, "name": name, "roles": roles}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CircuitInfo {
+            id,
+            name: name.to_owned(),
+            template: current.template,
+            spec,
+        })
+    }
+
     /// Reads a circuit of the actor's tenant.
     pub async fn circuit(&self, actor: Actor, id: CircuitId) -> EngineResult<CircuitInfo> {
         let mut conn = self.db.pool().acquire().await?;

@@ -115,6 +115,17 @@ pub struct CreateCircuit {
     pub roles: BTreeMap<String, DeskId>,
 }
 
+/// A circuit's new name and role mapping.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCircuit {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// The desk of each role key of the circuit's template.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub roles: BTreeMap<String, DeskId>,
+}
+
 /// A circuit template.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateView {
@@ -360,6 +371,26 @@ pub async fn create_circuit(
         .create_circuit(actor, &body.name, &body.template, &body.roles)
         .await?;
     Ok((StatusCode::CREATED, Json(circuit)))
+}
+
+/// Edits a circuit: its name and the desks of its template's roles (tenant administrators).
+/// Dossiers already submitted keep their steps.
+#[utoipa::path(put, path = "/circuits/{id}", tag = "circuits", request_body = UpdateCircuit,
+    params(("id" = String, Path, description = "Circuit")),
+    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update_circuit(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<CircuitId>,
+    ApiJson(body): ApiJson<UpdateCircuit>,
+) -> ApiResult<Json<seing_engine::model::CircuitInfo>> {
+    let actor = caller.tenant_admin()?;
+    let circuit = state
+        .engine
+        .update_circuit(actor, id, &body.name, &body.roles)
+        .await?;
+    Ok(Json(circuit))
 }
 
 /// Reads a circuit.

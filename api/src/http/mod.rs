@@ -128,7 +128,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(directory::revoke_token))
         .routes(routes!(directory::templates))
         .routes(routes!(directory::circuits, directory::create_circuit))
-        .routes(routes!(directory::circuit))
+        .routes(routes!(directory::circuit, directory::update_circuit))
         .routes(routes!(directory::journal_verify))
         .routes(routes!(dossiers::list, dossiers::create))
         .routes(routes!(dossiers::get))
