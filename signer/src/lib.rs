@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod key;
 pub mod model;
+pub mod pades;
 pub mod pes;
 pub mod tsp;
 pub mod verify;

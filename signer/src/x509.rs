@@ -129,3 +129,24 @@ pub fn revocation_time(crl: &CertificateList, certificate: &Certificate) -> Opti
         .find(|r| r.serial_number == *certificate.tbs_certificate().serial_number())
         .map(|r| r.revocation_date.to_system_time())
 }
+
+/// The commonName of the certificate's subject, if any.
+pub fn common_name(certificate: &Certificate) -> Option<String> {
+    const CN: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("2.5.4.3");
+    certificate
+        .tbs_certificate()
+        .subject()
+        .iter()
+        .find(|atv| atv.oid == CN)
+        .and_then(|atv| {
+            atv.value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.to_string())
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                        .map(|s| s.to_string())
+                })
+                .ok()
+        })
+}

@@ -293,3 +293,55 @@ fn a_batch_reports_each_item_and_a_failure_does_not_stop_the_others() {
         assert_passed(&verify(&sig, Some(&dir.path().join(name))));
     }
 }
+
+#[test]
+fn b_t_carries_a_verifiable_signature_timestamp() {
+    let tsa = seing_certs_test::TestTsa::start(pki()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("pes.xml");
+    std::fs::write(&data, b"<PES_Aller/>").unwrap();
+    for key in [p12_key("elu-rsa2048"), p12_key("elu-p256")] {
+        let request = CadesRequest {
+            level: seing_signer::model::Level::BT,
+            tsa_url: Some(tsa.url()),
+            ..Default::default()
+        };
+        let sig = sign_local(&Cades, &Document::File(data.clone()), &request, &key).unwrap();
+        let report = verify(&sig, Some(&data));
+        assert_passed(&report);
+        let s = &report.signatures[0];
+        assert_eq!(s.level.as_deref(), Some("B-T"));
+        assert!(s.timestamp_time.is_some());
+        let sig_path = dir.path().join("bt.p7s");
+        std::fs::write(&sig_path, &sig).unwrap();
+        assert!(openssl_cms_verify(&sig_path, Some(&data)));
+        // The oracle runs openssl ts -verify on the embedded token.
+        oracle_passes(&[
+            "cades",
+            sig_path.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--trust",
+            pki().root_ca.to_str().unwrap(),
+            "--certs",
+            pki().chain_personnes.to_str().unwrap(),
+            "--level",
+            "B-T",
+            // The test TSA's token holds its own certificate only: give its CA with the root.
+            "--tsa-trust",
+            pki().chain_cachets.to_str().unwrap(),
+        ]);
+    }
+    // B-T without a TSA is refused at prepare time.
+    let err = sign_local(
+        &Cades,
+        &Document::Bytes(b"x".to_vec()),
+        &CadesRequest {
+            level: seing_signer::model::Level::BT,
+            ..Default::default()
+        },
+        &p12_key("elu-rsa2048"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err}");
+}

@@ -11,6 +11,9 @@ pub mod admin;
 pub mod pes;
 pub mod seda;
 
+pub mod sign;
+pub mod verify;
+
 use crate::config::{ServeArgs, ServeConfig};
 
 /// seing — parapheur and electronic signature for local authorities.
@@ -37,6 +40,12 @@ pub enum Command {
     Seda(seda::SedaArgs),
     /// PES V2 (Hélios) files: the pre-flight check before signing.
     Pes(pes::PesArgs),
+    /// Sign a document (CAdES, PAdES) with a PKCS#11 token or a software key.
+    Sign(sign::SignArgs),
+    /// Sign several documents with one PIN entry; one JSON line per document.
+    SignBatch(sign::SignBatchArgs),
+    /// Verify the signatures of a file (exit 0 passed, 1 failed, 2 indeterminate, 3 error).
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -54,6 +63,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Actes(args) => actes::run(args),
         Command::Seda(args) => seda::run(args),
         Command::Pes(args) => pes::run(args),
+        Command::Sign(args) => sign::run_sign(args),
+        Command::SignBatch(args) => sign::run_sign_batch(args),
+        Command::Verify(args) => verify::run(args),
     }
 }
 
