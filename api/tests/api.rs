@@ -515,6 +515,39 @@ async fn software_creates_people_visa(api: &TestApi) {
         .expect(StatusCode::OK);
     assert_eq!(chain[0]["broken"], Value::Null, "{chain}");
     assert!(chain[0]["entries"].as_i64().unwrap() >= 4);
+    // The tenant's journal, two entries per page, walked with the cursor to its end.
+    let mut cursor = String::new();
+    let mut seqs = Vec::new();
+    loop {
+        let page = api
+            .call(
+                Method::GET,
+                &format!("/api/v1/journal?limit=2{cursor}"),
+                &admin,
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        seqs.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(seqs.len() as i64, chain[0]["entries"].as_i64().unwrap());
+    api.call(Method::GET, "/api/v1/journal", &software, None)
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    api.call(Method::GET, "/api/v1/journal?cursor=-3", &admin, None)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 /// The same `Idempotency-Key` with the same form returns the same dossier; with another form, 409.

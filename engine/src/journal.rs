@@ -311,3 +311,42 @@ async fn verify_one(
         broken,
     })
 }
+
+impl crate::Engine {
+    /// The tenant's journal in chain order, by pages of at most `limit` entries after position
+    /// `after` (0 for the start); tenant administrators only.
+    pub async fn tenant_journal(
+        &self,
+        actor: crate::model::Actor,
+        after: i64,
+        limit: u32,
+    ) -> EngineResult<crate::model::Page<JournalEntry>> {
+        let limit = limit.clamp(1, 500);
+        let mut conn = self.db.pool().acquire().await?;
+        if !Self::load_user(&mut conn, actor).await?.admin {
+            return Err(EngineError::forbidden(
+                "réservé aux administrateurs de la collectivité",
+            ));
+        }
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(actor.tenant.to_string())
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .iter()
+            .take(limit as usize)
+            .map(entry_from_row)
+            .collect::<EngineResult<Vec<_>>>()?;
+        let next_cursor = if more {
+            items.last().map(|e| e.seq.to_string())
+        } else {
+            None
+        };
+        Ok(crate::model::Page { items, next_cursor })
+    }
+}

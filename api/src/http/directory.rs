@@ -12,11 +12,11 @@ use seing_engine::ids::{CircuitId, DeskId, UserId};
 use seing_engine::model::Actor;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{self, Caller};
 use super::problem::{ApiError, ApiResult, Problem};
-use super::{ApiJson, ApiPath, ApiState};
+use super::{ApiJson, ApiPath, ApiQuery, ApiState};
 
 /// A user to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -403,6 +403,41 @@ pub async fn circuit(
     ApiPath(id): ApiPath<CircuitId>,
 ) -> ApiResult<Json<seing_engine::model::CircuitInfo>> {
     Ok(Json(state.engine.circuit(caller.actor()?, id).await?))
+}
+
+/// Paging through the tenant's journal.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JournalQuery {
+    /// Cursor from the previous page (a chain position).
+    pub cursor: Option<String>,
+    /// Page size (1–500, default 100).
+    pub limit: Option<u32>,
+}
+
+/// The tenant's journal in chain order, by pages (tenant administrators).
+#[utoipa::path(get, path = "/journal", tag = "dossiers", params(JournalQuery),
+    responses((status = 200, body = serde_json::Value), (status = 403, body = Problem), (status = 422, body = Problem)))]
+pub async fn tenant_journal(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<JournalQuery>,
+) -> ApiResult<Json<seing_engine::model::Page<seing_engine::journal::JournalEntry>>> {
+    let actor = caller.tenant_admin()?;
+    let after = match query.cursor.as_deref() {
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid("cursor", "curseur invalide"))?,
+        None => 0,
+    };
+    let page = state
+        .engine
+        .tenant_journal(actor, after, query.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(page))
 }
 
 /// Verifies the hash chain of the tenant's journal (tenant administrators).

@@ -130,6 +130,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(directory::circuits, directory::create_circuit))
         .routes(routes!(directory::circuit, directory::update_circuit))
         .routes(routes!(directory::journal_verify))
+        .routes(routes!(directory::tenant_journal))
         .routes(routes!(dossiers::list, dossiers::create))
         .routes(routes!(dossiers::get))
         .routes(routes!(dossiers::submit))
