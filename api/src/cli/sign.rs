@@ -14,12 +14,18 @@ use seing_signer::cades::{Cades, CadesRequest, Packaging};
 use seing_signer::key::{self, KeySource, KeySpec, Secret};
 use seing_signer::model::{self, BatchItemReport, Document, Level, SignatureFormat};
 use seing_signer::pades::{Pades, PadesRequest, Stamp};
+use seing_signer::pes::{Pes, PesRequest};
+use seing_signer::xades::format::{Xades, XadesRequest};
 
 /// The signature profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
     /// CAdES (CMS), `.p7s` detached or `.p7m` enveloping.
     Cades,
+    /// XAdES 1.3.2, enveloped in the XML document or detached (`--detached`).
+    Xades,
+    /// PES V2 (Hélios): one XAdES-EPES signature per bordereau.
+    Pes,
     /// PAdES (PDF), an incremental update of the PDF.
     Pades,
 }
@@ -172,6 +178,9 @@ pub struct SignOptions {
     /// PAdES: a visible stamp at PAGE,X,Y (points from the bottom-left corner).
     #[arg(long, value_name = "PAGE,X,Y")]
     pub visible: Option<Visible>,
+    /// XAdES and PES options.
+    #[command(flatten)]
+    pub xml: super::pes::XmlSignArgs,
 }
 
 impl SignOptions {
@@ -182,10 +191,27 @@ impl SignOptions {
         if self.visible.is_some() && self.profile != Profile::Pades {
             bail!("--visible ne concerne que le profil pades");
         }
-        if self.detached && self.profile != Profile::Cades {
+        if self.detached && !matches!(self.profile, Profile::Cades | Profile::Xades) {
             bail!("--detached ne concerne que le profil cades");
         }
         Ok(())
+    }
+
+    fn xades(&self) -> seing_signer::error::Result<XadesRequest> {
+        self.xml
+            .xades_request(self.detached, self.level.into(), self.tsa.clone())
+            .map_err(|e| seing_signer::error::Error::Unsupported(format!("{e:#}")))
+    }
+
+    fn pes(&self) -> seing_signer::error::Result<PesRequest> {
+        if self.level == LevelArg::BT {
+            return Err(seing_signer::error::Error::Unsupported(
+                "le profil pes produit des signatures B-B (XAdES 1.1.1)".into(),
+            ));
+        }
+        self.xml
+            .pes_request()
+            .map_err(|e| seing_signer::error::Error::Unsupported(format!("{e:#}")))
     }
 
     fn cades(&self) -> CadesRequest {
@@ -224,6 +250,8 @@ impl SignOptions {
         Ok(match self.profile {
             Profile::Cades if self.detached => format!("{name}.p7s"),
             Profile::Cades => format!("{name}.p7m"),
+            Profile::Xades if self.detached => format!("{name}.xades.xml"),
+            Profile::Xades | Profile::Pes => name,
             Profile::Pades => name,
         })
     }
@@ -300,6 +328,10 @@ fn sign_one(
     let document = Document::File(input.to_path_buf());
     match options.profile {
         Profile::Cades => model::sign_local(&Cades, &document, &options.cades(), key),
+        Profile::Xades => model::sign_local(&Xades, &document, &options.xades()?, key),
+        Profile::Pes => {
+            super::pes::sign_file(key, input, &options.pes()?, options.xml.schemas.as_deref())
+        }
         Profile::Pades => model::sign_local(&Pades, &document, &options.pades(), key),
     }
 }
@@ -322,6 +354,14 @@ fn sign_many(
     }
     match options.profile {
         Profile::Cades => run(&Cades, &options.cades(), key, documents, sink),
+        Profile::Xades => match options.xades() {
+            Ok(request) => run(&Xades, &request, key, documents, sink),
+            Err(e) => all_failed(documents, &e),
+        },
+        Profile::Pes => match options.pes() {
+            Ok(request) => run(&Pes, &request, key, documents, sink),
+            Err(e) => all_failed(documents, &e),
+        },
         Profile::Pades => run(&Pades, &options.pades(), key, documents, sink),
     }
 }
@@ -391,6 +431,16 @@ pub fn run_sign_batch(args: SignBatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn all_failed(
+    documents: Vec<(String, Document)>,
+    error: &seing_signer::error::Error,
+) -> Vec<BatchItemReport> {
+    documents
+        .into_iter()
+        .map(|(name, _)| failed(&name, &error.to_string()))
+        .collect()
 }
 
 fn failed(input: &str, error: &str) -> BatchItemReport {

@@ -39,6 +39,10 @@ pub struct VerifyArgs {
 pub enum Detected {
     /// A CMS SignedData (DER or PEM).
     Cades,
+    /// An XML file with XAdES / XML-DSig signatures.
+    Xades,
+    /// A PES_Aller (Hélios) with its bordereaux' signatures.
+    Pes,
     /// A PDF.
     Pades,
 }
@@ -51,6 +55,11 @@ pub fn detect(bytes: &[u8]) -> anyhow::Result<Detected> {
     }
     if head.first() == Some(&0x30) || head.starts_with(b"-----BEGIN") {
         return Ok(Detected::Cades);
+    }
+    match super::pes::xml_kind(bytes) {
+        Some(super::pes::XmlKind::Pes) => return Ok(Detected::Pes),
+        Some(super::pes::XmlKind::Xades) => return Ok(Detected::Xades),
+        None => {}
     }
     anyhow::bail!("format de signature non reconnu")
 }
@@ -84,6 +93,8 @@ pub fn verify_file(file: &Path, options: &VerifyOptions) -> anyhow::Result<Verif
     let bytes = std::fs::read(file).with_context(|| format!("lecture de {}", file.display()))?;
     Ok(match detect(&bytes)? {
         Detected::Cades => seing_signer::cades::verify(&bytes, options)?,
+        Detected::Xades => seing_signer::xades::verify::verify(&bytes, options)?,
+        Detected::Pes => seing_signer::pes::verify::verify(&bytes, options)?,
         Detected::Pades => seing_signer::pades::verify(&bytes, options)?,
     })
 }
