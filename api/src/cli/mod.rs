@@ -10,7 +10,6 @@ pub mod actes;
 pub mod admin;
 pub mod pes;
 pub mod seda;
-
 pub mod sign;
 pub mod verify;
 
