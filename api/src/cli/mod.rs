@@ -39,7 +39,7 @@ pub enum Command {
     Seda(seda::SedaArgs),
     /// PES V2 (Hélios) files: the pre-flight check before signing.
     Pes(pes::PesArgs),
-    /// Sign a document (CAdES, PAdES) with a PKCS#11 token or a software key.
+    /// Sign a document (CAdES, PAdES, XAdES, PES V2) with a PKCS#11 token or a software key.
     Sign(sign::SignArgs),
     /// Sign several documents with one PIN entry; one JSON line per document.
     SignBatch(sign::SignBatchArgs),
