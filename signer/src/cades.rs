@@ -95,9 +95,7 @@ impl SignatureFormat for Cades {
         request: &CadesRequest,
         chain: &CertificateChain,
     ) -> Result<Prepared<CadesState>> {
-        if request.level == Level::BT && request.tsa_url.is_none() {
-            return Err(Error::Unsupported("level B-T needs a TSA URL".into()));
-        }
+        request.level.tsa_url(request.tsa_url.as_deref())?;
         chain.key_algorithm()?;
         let digest_algorithm = request.digest_algorithm.unwrap_or(DigestAlgorithm::Sha256);
         let (content_digest, content) = match request.packaging {
@@ -146,15 +144,7 @@ impl SignatureFormat for Cades {
             ));
         }
         check_signature_values(&state.data_to_sign, &state.chain.signer, values)?;
-        let tsa_url = match state.level {
-            Level::BB => None,
-            Level::BT => Some(
-                state
-                    .tsa_url
-                    .as_deref()
-                    .ok_or_else(|| Error::State("B-T without a TSA URL".into()))?,
-            ),
-        };
+        let tsa_url = state.level.tsa_url(state.tsa_url.as_deref())?;
         cms::assemble_signed_data(SignedDataParts {
             chain: &state.chain,
             digest_algorithm: item.digest_algorithm,

@@ -38,6 +38,18 @@ pub enum Level {
     BT,
 }
 
+impl Level {
+    /// The TSA URL this level needs: none at B-B; at B-T the given one, which must be there.
+    pub fn tsa_url(self, url: Option<&str>) -> Result<Option<&str>> {
+        match self {
+            Self::BB => Ok(None),
+            Self::BT => url
+                .map(Some)
+                .ok_or_else(|| Error::Unsupported("level B-T needs a TSA URL".into())),
+        }
+    }
+}
+
 /// A document to sign: in memory, or a file read (or streamed) by the format.
 #[derive(Debug, Clone)]
 pub enum Document {

@@ -168,6 +168,17 @@ impl SignatureValue {
     }
 }
 
+/// Refuses a digest whose length is not that of `algorithm` (a key would sign it blindly).
+pub(crate) fn check_digest_length(algorithm: DigestAlgorithm, digest: &[u8]) -> Result<()> {
+    if digest.len() != algorithm.output_len() {
+        return Err(Error::Unsupported(format!(
+            "digest of {} bytes for {algorithm:?}",
+            digest.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The DER `DigestInfo` prefix that PKCS#1 v1.5 puts in front of a digest of `algorithm`.
 pub(crate) fn pkcs1_digest_info_prefix(algorithm: DigestAlgorithm) -> Box<[u8]> {
     match algorithm {

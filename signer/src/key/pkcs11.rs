@@ -21,7 +21,9 @@ use cryptoki::types::AuthPin;
 use x509_cert::Certificate;
 use x509_cert::der::Decode;
 
-use super::{KeyAlgorithm, KeySource, Secret, SignatureValue, pkcs1_digest_info_prefix};
+use super::{
+    KeyAlgorithm, KeySource, Secret, SignatureValue, check_digest_length, pkcs1_digest_info_prefix,
+};
 use crate::digest::DigestAlgorithm;
 use crate::error::{Error, Result};
 
@@ -363,12 +365,7 @@ impl KeySource for Pkcs11Key {
     }
 
     fn sign_digest(&self, algorithm: DigestAlgorithm, digest: &[u8]) -> Result<SignatureValue> {
-        if digest.len() != algorithm.output_len() {
-            return Err(Error::Unsupported(format!(
-                "digest of {} bytes for {algorithm:?}",
-                digest.len()
-            )));
-        }
+        check_digest_length(algorithm, digest)?;
         let session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let value = match self.algorithm()? {
             KeyAlgorithm::Rsa => {

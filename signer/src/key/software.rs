@@ -8,7 +8,9 @@ use std::path::Path;
 use pkcs8::DecodePrivateKey;
 use x509_cert::Certificate;
 
-use super::{KeyAlgorithm, KeySource, Secret, SignatureValue, pkcs1_scheme_for};
+use super::{
+    KeyAlgorithm, KeySource, Secret, SignatureValue, check_digest_length, pkcs1_scheme_for,
+};
 use crate::digest::DigestAlgorithm;
 use crate::error::{Error, Result};
 
@@ -182,12 +184,7 @@ impl KeySource for SoftwareKey {
     }
 
     fn sign_digest(&self, algorithm: DigestAlgorithm, digest: &[u8]) -> Result<SignatureValue> {
-        if digest.len() != algorithm.output_len() {
-            return Err(Error::Unsupported(format!(
-                "digest of {} bytes for {algorithm:?}",
-                digest.len()
-            )));
-        }
+        check_digest_length(algorithm, digest)?;
         match &self.key {
             Private::Rsa(key) => key
                 .sign(pkcs1_scheme_for(algorithm), digest)

@@ -93,9 +93,7 @@ impl SignatureFormat for Pades {
         request: &PadesRequest,
         chain: &CertificateChain,
     ) -> Result<Prepared<PadesState>> {
-        if request.level == Level::BT && request.tsa_url.is_none() {
-            return Err(Error::Unsupported("level B-T needs a TSA URL".into()));
-        }
+        request.level.tsa_url(request.tsa_url.as_deref())?;
         chain.key_algorithm()?;
         let digest_algorithm = request.digest_algorithm.unwrap_or(DigestAlgorithm::Sha256);
         let original = document.read_all()?;
@@ -158,15 +156,7 @@ impl SignatureFormat for Pades {
             return Err(Error::State("inconsistent PAdES state".into()));
         }
         check_signature_values(&state.data_to_sign, &state.chain.signer, values)?;
-        let tsa_url = match state.level {
-            Level::BB => None,
-            Level::BT => Some(
-                state
-                    .tsa_url
-                    .as_deref()
-                    .ok_or_else(|| Error::State("B-T without a TSA URL".into()))?,
-            ),
-        };
+        let tsa_url = state.level.tsa_url(state.tsa_url.as_deref())?;
         let cms = cms::assemble_signed_data(SignedDataParts {
             chain: &state.chain,
             digest_algorithm,

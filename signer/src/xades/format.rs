@@ -119,9 +119,7 @@ impl SignatureFormat for Xades {
         request: &XadesRequest,
         chain: &CertificateChain,
     ) -> Result<Prepared<XadesState>> {
-        if request.level == Level::BT && request.tsa_url.is_none() {
-            return Err(Error::Unsupported("B-T needs a TSA URL".into()));
-        }
+        request.level.tsa_url(request.tsa_url.as_deref())?;
         let spec = SignedPropertiesSpec {
             signing_time: time::OffsetDateTime::now_utc(),
             policy: request.policy.clone(),
@@ -218,13 +216,9 @@ impl SignatureFormat for Xades {
     fn finalize(&self, state: XadesState, values: &[SignatureValue]) -> Result<Vec<u8>> {
         check_signature_values(&state.data_to_sign, &state.chain.signer, values)?;
         let value = &values[0];
-        let token = match state.level {
-            Level::BB => None,
-            Level::BT => {
-                let url = state
-                    .tsa_url
-                    .as_deref()
-                    .ok_or_else(|| Error::Unsupported("B-T needs a TSA URL".into()))?;
+        let token = match state.level.tsa_url(state.tsa_url.as_deref())? {
+            None => None,
+            Some(url) => {
                 let input = state.template.timestamp_input(value)?;
                 Some(request_timestamp(url, &input)?)
             }
