@@ -24,6 +24,16 @@ pub enum Error {
     /// A message is well-formed but does not say what its format requires.
     #[error("message non conforme : {0}")]
     Format(String),
+    /// An outside platform could not be reached, timed out, failed (5xx) or answered something
+    /// unreadable: retrying later may help.
+    #[error("plateforme injoignable : {0}")]
+    Transport(String),
+    /// An outside platform refused the request and said why: retrying the same request cannot help.
+    #[error("refusé par la plateforme : {0}")]
+    Refused(String),
+    /// The outside platform has this document already (a repeated sending).
+    #[error("déjà reçu par la plateforme : {0}")]
+    Duplicate(String),
     /// The output file exists already; nothing is overwritten.
     #[error("{} existe déjà", .0.display())]
     Exists(PathBuf),

@@ -8,13 +8,17 @@
 //! This first layer holds the formats, as plain functions over typed inputs: the @ctes
 //! transmission archive and the prefecture's returns ([`actes`]), the Hélios `PES_Acquit`
 //! ([`helios`]), and the SEDA 2.1 transfer package and its reply ([`seda`]).
+//!
+//! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]).
 
 pub mod actes;
 mod dates;
+pub mod dropfolder;
 mod error;
 pub mod helios;
 mod paths;
 mod problem;
+pub mod s2low;
 pub mod seda;
 mod xml;
 
