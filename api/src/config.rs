@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Deserialize;
 
+use seing_engine::signing::SigningSettings;
+
 use crate::http::ApiSettings;
 
 /// Default listen address.
@@ -22,7 +24,7 @@ pub const DEFAULT_WORKFLOWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, database_url, workflows_dir,
-    /// max_upload_bytes, login_max_failures, secure_cookies).
+    /// max_upload_bytes, login_max_failures, secure_cookies, signing_batch_ttl, tsa_url).
     #[arg(long, env = "SEING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -46,6 +48,12 @@ pub struct ServeArgs {
     /// Mark the session cookie `Secure` (when served over HTTPS) [default: false].
     #[arg(long, env = "SEING_SECURE_COOKIES")]
     pub secure_cookies: Option<bool>,
+    /// Seconds a prepared signature batch waits for its signature values [default: 900].
+    #[arg(long, env = "SEING_SIGNING_BATCH_TTL")]
+    pub signing_batch_ttl: Option<u64>,
+    /// RFC 3161 time-stamping service for signature steps at level B-T [default: none].
+    #[arg(long, env = "SEING_TSA_URL")]
+    pub tsa_url: Option<String>,
     /// Seed a demo authority with users, desks, circuits and dossiers (idempotent).
     #[arg(long)]
     pub demo: bool,
@@ -62,6 +70,8 @@ struct FileConfig {
     max_upload_bytes: Option<usize>,
     login_max_failures: Option<i64>,
     secure_cookies: Option<bool>,
+    signing_batch_ttl: Option<u64>,
+    tsa_url: Option<String>,
 }
 
 /// The resolved configuration of the service.
@@ -77,6 +87,8 @@ pub struct ServeConfig {
     pub workflows_dir: PathBuf,
     /// API settings (upload limit, login rate limit, cookies).
     pub api: ApiSettings,
+    /// Signing settings (batch lifetime, TSA).
+    pub signing: SigningSettings,
     /// Seed the demo authority.
     pub demo: bool,
 }
@@ -124,12 +136,25 @@ impl ServeConfig {
                 .unwrap_or(defaults.secure_cookies),
             ..defaults
         };
+        let signing_defaults = SigningSettings::default();
+        let signing = SigningSettings {
+            batch_ttl: args
+                .signing_batch_ttl
+                .or(file.signing_batch_ttl)
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(signing_defaults.batch_ttl),
+            tsa_url: args.tsa_url.or(file.tsa_url),
+        };
+        if signing.batch_ttl.is_zero() {
+            anyhow::bail!("signing_batch_ttl must be at least 1 second");
+        }
         Ok(Self {
             listen,
             data_dir,
             database_url,
             workflows_dir,
             api,
+            signing,
             demo: args.demo,
         })
     }

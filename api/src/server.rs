@@ -39,9 +39,12 @@ pub async fn open_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
     let documents = config.data_dir.join("documents");
     std::fs::create_dir_all(&documents)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    Engine::open(&config.database_url, &documents, &config.workflows_dir)
-        .await
-        .with_context(|| format!("cannot open database {}", config.database_url))
+    Ok(
+        Engine::open(&config.database_url, &documents, &config.workflows_dir)
+            .await
+            .with_context(|| format!("cannot open database {}", config.database_url))?
+            .with_signing_settings(config.signing.clone()),
+    )
 }
 
 /// Creates the data folder, opens the database, seeds the demo if asked and serves until Ctrl-C.

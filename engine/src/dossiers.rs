@@ -23,6 +23,18 @@ use crate::model::{
 use crate::outbox::{self, JobKind};
 use crate::workflow::{Advance, ConnectorEvent, DossierState, Progress, resolve_steps};
 
+/// A dossier at a signature or seal step, as a signature batch sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct SigningTarget {
+    /// The version the signature is prepared for: a change in between refuses the signature.
+    pub version: i64,
+    pub step: usize,
+    pub action: StepAction,
+    pub profile: Option<crate::circuit::SignatureProfile>,
+    pub level: Option<crate::circuit::SignatureLevel>,
+    pub main: Document,
+}
+
 /// What the last step action changed, so that its author can take it back (*droit de remords*).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct UndoPoint {
@@ -1471,6 +1483,71 @@ impl Engine {
             desk,
             question: row.try_get(1)?,
             answer: Some(answer.to_owned()),
+        })
+    }
+
+    /// What a signature batch needs of a dossier waiting for the actor's signature or seal:
+    /// refuses (403) a dossier whose current step the actor cannot act on, or that does not
+    /// wait at `desk` when one is given, and (409) one not at a signature or seal step.
+    pub(crate) async fn signing_target(
+        &self,
+        actor: Actor,
+        id: DossierId,
+        desk: Option<DeskId>,
+    ) -> EngineResult<SigningTarget> {
+        let now = self.now();
+        let mut conn = self.db.pool().acquire().await?;
+        let user = Self::load_user(&mut conn, actor).await?;
+        let stored = self
+            .load_dossier(&mut conn, actor.tenant, id, false)
+            .await?;
+        if stored.progress.state != DossierState::Pending {
+            return Err(state_conflict(
+                stored.progress.state,
+                "aucune signature n'est attendue",
+            ));
+        }
+        let step = stored
+            .progress
+            .current()
+            .cloned()
+            .ok_or_else(|| EngineError::Corrupted("pending past the last step".into()))?;
+        if !matches!(step.action, StepAction::Signature | StepAction::Seal) {
+            return Err(EngineError::conflict(format!(
+                "l'étape courante attend « {} », pas une signature",
+                step.action.as_str()
+            )));
+        }
+        let mut waiting = step.waiting_desks();
+        if let Some(d) = desk {
+            waiting.retain(|w| *w == d);
+        }
+        self.acting_as(
+            &mut conn,
+            actor.tenant,
+            &user,
+            &waiting,
+            Some(stored.circuit),
+            now,
+        )
+        .await
+        .map_err(|_| {
+            EngineError::forbidden(
+                "ce dossier n'attend pas la signature d'un bureau que vous tenez",
+            )
+        })?;
+        let main = Self::load_documents(&mut conn, id)
+            .await?
+            .into_iter()
+            .find(|d| d.role == DocumentRole::Main)
+            .ok_or_else(|| EngineError::Corrupted("dossier without a main document".into()))?;
+        Ok(SigningTarget {
+            version: stored.version,
+            step: stored.progress.current_step,
+            action: step.action,
+            profile: step.profile,
+            level: step.level,
+            main,
         })
     }
 

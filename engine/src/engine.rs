@@ -23,6 +23,7 @@ pub struct Engine {
     pub(crate) docs: DocumentStore,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) templates: Arc<BTreeMap<String, Template>>,
+    pub(crate) signing: Arc<crate::signing::SigningSettings>,
 }
 
 /// The authenticated user, loaded inside a transaction.
@@ -57,6 +58,7 @@ impl Engine {
             docs,
             clock,
             templates: Arc::new(templates),
+            signing: Arc::default(),
         }
     }
 

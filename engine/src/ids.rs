@@ -62,4 +62,10 @@ id_type!(
     AnnotationId,
     /// Identifies a second-opinion request.
     OpinionId,
+    /// Identifies a two-phase signature batch.
+    SignatureBatchId,
+    /// Identifies a key held by the server's PKCS#11 module.
+    ServerKeyId,
+    /// Identifies an entry of a tenant's trust store (CA certificate or CRL).
+    TrustAnchorId,
 );

@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod model;
 pub mod outbox;
 pub mod ports;
+pub mod signing;
 pub mod storage;
 pub mod workflow;
 

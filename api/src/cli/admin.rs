@@ -1,5 +1,6 @@
 //! `seing admin`: the operator's commands on the service's database (same configuration as
-//! `seing serve`): create a tenant, a user, a desk, an API token; import circuit templates.
+//! `seing serve`): create a tenant, a user, a desk, an API token; import circuit templates;
+//! the signing trust store and server keys.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use seing_engine::Engine;
 use seing_engine::access::Role;
 use seing_engine::ids::DeskId;
 use seing_engine::model::{Actor, NewTenant, Tenant};
+use seing_engine::signing::{KeyUsage, NewServerKey};
 
 use crate::config::{ServeArgs, ServeConfig};
 use crate::http::auth;
@@ -111,6 +113,41 @@ pub enum AdminCommand {
         /// Only these templates (default: every template whose roles are all mapped).
         #[arg(long = "template")]
         templates: Vec<String>,
+    },
+    /// Add CA certificates (trust anchors) and CRLs from a PEM file to a tenant's trust store.
+    AddTrustAnchor {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// PEM file of CERTIFICATE and X509 CRL blocks.
+        file: std::path::PathBuf,
+    },
+    /// Register a key of the server's PKCS#11 module for a tenant (its PIN is given at each use).
+    AddServerKey {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Label shown to users.
+        #[arg(long)]
+        label: String,
+        /// RFC 7512 URI of the key, without PIN.
+        #[arg(long)]
+        uri: String,
+        /// `seal` (the authority's seal) or `user` (an élu's key, with --owner).
+        #[arg(long, value_parser = ["seal", "user"])]
+        usage: String,
+        /// Login of the owner of a `user` key.
+        #[arg(long)]
+        owner: Option<String>,
+        /// PEM file of intermediate CA certificates to embed after the key's certificate.
+        #[arg(long)]
+        chain: Option<std::path::PathBuf>,
+    },
+    /// List a tenant's trust anchors, CRLs and server keys.
+    ListSigning {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -349,6 +386,62 @@ async fn execute(engine: &Engine, command: AdminCommand) -> anyhow::Result<()> {
                 imported += 1;
             }
             println!("{imported} circuit(s) imported");
+        }
+        AdminCommand::AddTrustAnchor {
+            tenant: siren,
+            file,
+        } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            for entry in engine.add_trust_entries(by, &pem).await? {
+                println!("{:?} added: {} ({})", entry.kind, entry.subject, entry.id);
+            }
+        }
+        AdminCommand::AddServerKey {
+            tenant: siren,
+            label,
+            uri,
+            usage,
+            owner,
+            chain,
+        } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            let owner = match owner {
+                Some(login) => Some(user(engine, &tenant, &login).await?.user),
+                None => None,
+            };
+            let chain_pem = chain
+                .map(|p| {
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))
+                })
+                .transpose()?;
+            let key = engine
+                .add_server_key(
+                    by,
+                    NewServerKey {
+                        label,
+                        uri,
+                        usage: KeyUsage::parse(&usage).context("usage: seal or user")?,
+                        owner,
+                        chain_pem,
+                    },
+                )
+                .await?;
+            println!("server key `{}` registered: {}", key.label, key.id);
+        }
+        AdminCommand::ListSigning { tenant: siren } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            for entry in engine.trust_entries(by).await? {
+                println!("{:?}\t{}\t{}", entry.kind, entry.id, entry.subject);
+            }
+            for key in engine.server_keys(by).await? {
+                println!("key\t{}\t{}\t{:?}", key.id, key.label, key.usage);
+            }
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ pub mod journal;
 
 pub mod actes;
 pub mod admin;
+pub mod client;
 pub mod pes;
 pub mod seda;
 pub mod sign;
@@ -45,6 +46,8 @@ pub enum Command {
     SignBatch(sign::SignBatchArgs),
     /// Verify the signatures of a file (exit 0 passed, 1 failed, 2 indeterminate, 3 error).
     Verify(verify::VerifyArgs),
+    /// The REST API from a terminal: sign the dossiers waiting at your desk (exit 1 if some fail).
+    Client(client::ClientArgs),
 }
 
 /// Runs one parsed command line and returns the process exit code.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::run_sign(args),
         Command::SignBatch(args) => sign::run_sign_batch(args),
         Command::Verify(args) => verify::run(args),
+        Command::Client(args) => client::run(args),
     }
 }
 

@@ -91,11 +91,17 @@ fn load_options(args: &VerifyArgs) -> anyhow::Result<VerifyOptions> {
 /// Verifies `file` with `options`.
 pub fn verify_file(file: &Path, options: &VerifyOptions) -> anyhow::Result<VerificationReport> {
     let bytes = std::fs::read(file).with_context(|| format!("lecture de {}", file.display()))?;
-    Ok(match detect(&bytes)? {
-        Detected::Cades => seing_signer::cades::verify(&bytes, options)?,
-        Detected::Xades => seing_signer::xades::verify::verify(&bytes, options)?,
-        Detected::Pes => seing_signer::pes::verify::verify(&bytes, options)?,
-        Detected::Pades => seing_signer::pades::verify(&bytes, options)?,
+    verify_bytes(&bytes, options)
+}
+
+/// Verifies the signatures of a signed file's bytes (the format is recognised from them); the
+/// API's verification endpoint uses it too.
+pub fn verify_bytes(bytes: &[u8], options: &VerifyOptions) -> anyhow::Result<VerificationReport> {
+    Ok(match detect(bytes)? {
+        Detected::Cades => seing_signer::cades::verify(bytes, options)?,
+        Detected::Xades => seing_signer::xades::verify::verify(bytes, options)?,
+        Detected::Pes => seing_signer::pes::verify::verify(bytes, options)?,
+        Detected::Pades => seing_signer::pades::verify(bytes, options)?,
     })
 }
 

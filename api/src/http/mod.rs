@@ -7,6 +7,7 @@ pub mod docs;
 pub mod dossiers;
 pub mod problem;
 pub mod session;
+pub mod signing;
 pub mod tenants;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub struct ApiQuery<T>(pub T);
         (name = "directory", description = "Utilisateurs, bureaux, délégations, jetons"),
         (name = "circuits", description = "Modèles et circuits"),
         (name = "dossiers", description = "Dossiers, actions, documents, journal"),
+        (name = "signing", description = "Signature en deux temps, clés du serveur, confiance, vérification"),
     )
 )]
 struct ApiDoc;
@@ -145,6 +147,12 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(dossiers::documents))
         .routes(routes!(dossiers::document))
         .routes(routes!(dossiers::journal))
+        .routes(routes!(signing::create_batch))
+        .routes(routes!(signing::submit_batch))
+        .routes(routes!(signing::server_sign))
+        .routes(routes!(signing::server_keys, signing::add_server_key))
+        .routes(routes!(signing::trust_anchors, signing::add_trust_anchors))
+        .routes(routes!(signing::verify))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

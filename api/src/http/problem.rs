@@ -163,10 +163,11 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, slug, title) = self.kind();
-        let (detail, field) = match &self {
+impl ApiError {
+    /// The status and the detail shown to the client (server errors are logged, not shown).
+    pub fn status_and_detail(&self) -> (StatusCode, String, Option<String>) {
+        let (status, _, _) = self.kind();
+        let (detail, field) = match self {
             // A foreign id and an unknown one must answer the same bytes: only the entity kind.
             Self::Engine(EngineError::NotFound { entity }) => {
                 (format!("{entity} introuvable"), None)
@@ -187,6 +188,14 @@ impl IntoResponse for ApiError {
             }
             other => (other.to_string(), None),
         };
+        (status, detail, field)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, slug, title) = self.kind();
+        let (_, detail, field) = self.status_and_detail();
         let problem = Problem {
             kind: format!("urn:seing:problem:{slug}"),
             title,
