@@ -403,17 +403,24 @@ fn trust(http: &Http, w: &World, pki: &TestPki) {
     assert_eq!(status, 403, "only administrators change the trust store");
 }
 
-/// Software creates a PES dossier (submitted at once); the finance desk visas it.
+/// Software creates a PES dossier on the PES circuit; the finance desk visas it.
 fn pes_dossier(http: &Http, w: &World, title: &str, bytes: &[u8]) -> String {
+    let file = format!("{title}.xml");
+    dossier(http, w, &w.circuit, (&file, "text/xml", bytes))
+}
+
+/// Software creates a dossier on `circuit` with this main document; the finance desk visas it.
+fn dossier(http: &Http, w: &World, circuit: &str, main: (&str, &str, &[u8])) -> String {
+    let (file, media_type, bytes) = main;
     let meta = json!({
-        "title": title,
-        "circuit": w.circuit,
+        "title": file,
+        "circuit": circuit,
         "emitter_desk": w.desks["logiciel"],
     })
     .to_string();
     let form = multipart(&[
         ("metadata", None, "application/json", meta.as_bytes()),
-        ("main", Some(&format!("{title}.xml")), "text/xml", bytes),
+        ("main", Some(file), media_type, bytes),
     ]);
     let (status, body) = http.raw(
         "POST",
@@ -910,8 +917,22 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
     std::fs::create_dir_all(data.join("documents")).unwrap();
     let url = format!("sqlite:{}?mode=rwc", data.join("seing.db").display());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
-    let (a, key_id) = rt.block_on(async {
+    // The templates plus a circuit whose last step is the authority's server seal.
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir(&workflows).unwrap();
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")).unwrap()
+    {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), workflows.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        workflows.join("cachet.toml"),
+        "title = \"Visa puis cachet\"\n[[steps]]\naction = \"visa\"\ndesk = \"finances\"\n\
+         [[steps]]\naction = \"seal\"\ndesk = \"maire\"\n",
+    )
+    .unwrap();
+    let (a, key_id, seal_id, seal_circuit) = rt.block_on(async {
         let engine = Engine::open(&url, &data.join("documents"), &workflows)
             .await
             .unwrap();
@@ -919,6 +940,31 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
         let pem = std::fs::read_to_string(&pki.root_ca).unwrap();
         engine
             .add_trust_entries(a.users["admin"], &pem)
+            .await
+            .unwrap();
+        let desks = engine.desks(a.users["admin"]).await.unwrap();
+        let desk = |name: &str| desks.iter().find(|d| d.name == name).unwrap().id;
+        let roles = BTreeMap::from([
+            ("finances".to_owned(), desk("Finances")),
+            ("maire".to_owned(), desk("Maire")),
+        ]);
+        let seal_circuit = engine
+            .create_circuit(a.users["admin"], "Cachet", "cachet", &roles)
+            .await
+            .unwrap()
+            .id
+            .to_string();
+        let seal = engine
+            .add_server_key(
+                a.users["admin"],
+                seing_engine::signing::NewServerKey {
+                    label: "Cachet de la commune".into(),
+                    uri: format!("pkcs11:token=Serveur;object=cachet?module-path={SOFTHSM}"),
+                    usage: seing_engine::signing::KeyUsage::Seal,
+                    owner: None,
+                    chain_pem: Some(std::fs::read_to_string(&pki.cachets_ca).unwrap()),
+                },
+            )
             .await
             .unwrap();
         let key = engine
@@ -935,7 +981,7 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
             .await
             .unwrap();
         engine.database().close().await;
-        (a, key.id.to_string())
+        (a, key.id.to_string(), seal.id.to_string(), seal_circuit)
     });
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -952,6 +998,8 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
         ])
         .arg(&data)
         .args(["--database-url", &url])
+        .arg("--workflows-dir")
+        .arg(&workflows)
         .env("SOFTHSM2_CONF", &token.conf)
         .env("SEING_LOG", "trace")
         .stdout(Stdio::null())
@@ -971,9 +1019,17 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
         .collect();
     let maire = &a.tokens["maire"];
     let keys = http.expect(200, "GET", "/server-keys", maire, None);
-    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+    assert_eq!(
+        keys.as_array().unwrap().len(),
+        2,
+        "the maire's key and the seal: {keys}"
+    );
     let (status, keys) = http.call("GET", "/server-keys", &a.tokens["finances"], None);
-    assert_eq!((status, keys.as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(
+        (status, keys.as_array().map(Vec::len)),
+        (200, Some(1)),
+        "the seal only"
+    );
     let sign = |token: &str, pin: &str| {
         http.call(
             "POST",
@@ -1023,6 +1079,67 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
         let file = dir.path().join(format!("server-{i}.xml"));
         std::fs::write(&file, bytes).unwrap();
         validate_pes(&file, &specs, pki, 2);
+    }
+    // The seal: a PDF on the seal circuit is sealed (PAdES) by the seal key, not by a user key.
+    let pdf = seing_api::demo::demo_pdf("Arrêté à sceller");
+    let sealed = dossier(
+        &http,
+        &a,
+        &seal_circuit,
+        ("arrete.pdf", "application/pdf", &pdf),
+    );
+    let request = |key: &str| json!({"dossier_ids": [sealed], "key_id": key, "pin": PIN});
+    let body = http.expect(
+        200,
+        "POST",
+        "/server-signatures",
+        maire,
+        Some(request(&key_id)),
+    );
+    assert_eq!(body["results"][0]["status"], "failed", "{body}");
+    assert!(
+        body["results"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cachet"),
+        "{body}"
+    );
+    let body = http.expect(
+        200,
+        "POST",
+        "/server-signatures",
+        maire,
+        Some(request(&seal_id)),
+    );
+    assert_eq!(body["results"][0]["status"], "signed", "{body}");
+    let signed = documents(&http, maire, &sealed)
+        .into_iter()
+        .find(|d| d["role"] == "signed")
+        .unwrap();
+    let (_, bytes) = http.raw(
+        "GET",
+        &format!(
+            "/dossiers/{sealed}/documents/{}",
+            signed["id"].as_str().unwrap()
+        ),
+        maire,
+        None,
+    );
+    assert!(
+        bytes.starts_with(&pdf),
+        "an incremental update keeps the original bytes"
+    );
+    let file = dir.path().join("sealed.pdf");
+    std::fs::write(&file, &bytes).unwrap();
+    if let Some(oracle) = resource("SEING_ORACLE", "../../shared/oracle/verify") {
+        let (ok, out) = run(Command::new(oracle)
+            .arg("pades")
+            .arg(&file)
+            .arg("--trust")
+            .arg(&pki.root_ca)
+            .arg("--certs")
+            .arg(&pki.cachets_ca));
+        assert!(ok, "oracle pades: {out}");
     }
     let _ = server.kill();
     let _ = server.wait();

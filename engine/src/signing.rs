@@ -918,6 +918,11 @@ impl Engine {
                     })
             })
             .collect();
+        // Batches expired for a day only hold documents nobody will sign: drop them.
+        sqlx::query("DELETE FROM signature_batches WHERE expires_at < $1")
+            .bind(db_time(now - time::Duration::days(1)))
+            .execute(self.db.pool())
+            .await?;
         sqlx::query(
             "INSERT INTO signature_batches (id, tenant_id, user_id, chain, entries, used, expires_at, created_at) \
              VALUES ($1, $2, $3, $4, $5, 0, $6, $7)",
@@ -998,11 +1003,13 @@ impl Engine {
             }
         }
         check_certificate(&chain, &self.trust_store(actor).await?, now)?;
-        let consumed =
-            sqlx::query("UPDATE signature_batches SET used = 1 WHERE id = $1 AND used = 0")
-                .bind(batch.to_string())
-                .execute(self.db.pool())
-                .await?;
+        // The prepared states are not needed any more: only the fact of the use is kept.
+        let consumed = sqlx::query(
+            "UPDATE signature_batches SET used = 1, entries = '[]' WHERE id = $1 AND used = 0",
+        )
+        .bind(batch.to_string())
+        .execute(self.db.pool())
+        .await?;
         if consumed.rows_affected() != 1 {
             return Err(EngineError::conflict(
                 "ce lot de signature a déjà été utilisé : préparez-en un nouveau",
