@@ -883,6 +883,37 @@ fn refusals(kind: Kind) {
     assert_eq!(by_id[&d[3]]["status"], "failed", "{results}");
     assert_eq!(signed_count(http, maire, &d[2]), 1);
     assert_eq!(signed_count(http, maire, &d[3]), 0);
+    // ECDSA P-256: values as raw r‖s or DER are both accepted.
+    let (status, ec) = batch(maire, &[&d[0], &d[1]], chain_of(pki, "elu-p256"));
+    assert_eq!(status, 201, "{ec}");
+    assert_eq!(ec["items"][0]["signature_algorithm"], "ecdsa-sha256");
+    let ec_key = software_key(pki, "elu-p256");
+    let mut values = sign_items(&ec, &ec_key);
+    let raw = STANDARD
+        .decode(values[1]["signature_value"].as_str().unwrap())
+        .unwrap();
+    let der = seing_signer::key::SignatureValue(raw)
+        .to_der_encoding(seing_signer::key::KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    values[1]["signature_value"] = json!(STANDARD.encode(der));
+    let results = http.expect(
+        200,
+        "POST",
+        &format!(
+            "/signature-batches/{}/signatures",
+            ec["batch_id"].as_str().unwrap()
+        ),
+        maire,
+        Some(json!({"items": values})),
+    );
+    assert!(
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "signed"),
+        "{results}"
+    );
     // A signed dossier is no longer waiting for a signature.
     let (status, _) = batch(maire, &[&d[2]], chain_of(pki, "elu-rsa2048"));
     assert_eq!(status, 409);
