@@ -320,7 +320,14 @@ fn batch_sign(args: BatchSignArgs) -> anyhow::Result<ExitCode> {
     {
         request["desk_id"] = Value::String(desk.clone());
     }
-    let batch = api.post("/signature-batches", &request)?;
+    let batch = match api.post("/signature-batches", &request) {
+        Ok(batch) => batch,
+        Err(e) => {
+            // Nothing could be prepared (certificate refused, no dossier signable): a failure.
+            eprintln!("seing: aucun dossier signé : {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let batch_id = batch["batch_id"]
         .as_str()
         .context("réponse sans batch_id")?;
