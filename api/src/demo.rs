@@ -62,7 +62,8 @@ pub async fn seed(engine: &Engine, listen: SocketAddr) -> anyhow::Result<()> {
     for login in std::iter::once("admin").chain(DEMO_USERS.iter().map(|u| u.0)) {
         println!("  {login:<20} {}", demo_password(login));
     }
-    println!("Connexion : POST http://{listen}/api/v1/session");
+    println!("Interface web : http://{listen}/");
+    println!("Connexion à l'API : POST http://{listen}/api/v1/session");
     println!(
         "  {{\"tenant\": \"{DEMO_SIREN}\", \"login\": \"maire\", \"password\": \"{}\"}}",
         demo_password("maire")

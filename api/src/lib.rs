@@ -10,3 +10,4 @@ pub mod config;
 pub mod demo;
 pub mod http;
 pub mod server;
+pub mod ui;

@@ -21,16 +21,13 @@ pub struct AppState {
     pub database: Database,
 }
 
-/// Builds the router of the service: `/healthz` and the REST API under `/api/v1`.
+/// Builds the router of the service: `/healthz`, the REST API under `/api/v1` and the web UI.
 pub fn router(state: Arc<AppState>, api: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route(
-            "/",
-            get(|| async { axum::response::Redirect::to("/api/v1/docs") }),
-        )
         .with_state(state)
-        .nest("/api/v1", crate::http::router(api))
+        .nest("/api/v1", crate::http::router(api.clone()))
+        .merge(crate::ui::router(api))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

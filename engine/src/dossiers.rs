@@ -64,7 +64,11 @@ struct Stored {
     updated_at: OffsetDateTime,
 }
 
-fn is_late(state: DossierState, deadline: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+pub(crate) fn is_late(
+    state: DossierState,
+    deadline: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
     matches!(state, DossierState::Draft | DossierState::Pending)
         && deadline.is_some_and(|d| d < now)
 }

@@ -8,6 +8,7 @@
 //! returns [`EngineError`] variants that map onto HTTP statuses.
 
 pub mod access;
+pub mod bureau;
 pub mod circuit;
 pub mod clock;
 pub mod directory;

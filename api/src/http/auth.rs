@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{Method, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use seing_engine::access::Role;
+use seing_engine::access::{Role, Session};
 use seing_engine::model::Actor;
 use sha2::{Digest, Sha256};
 
@@ -142,7 +142,7 @@ pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
 }
 
 /// Compares two secrets in time independent of where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
+pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -151,7 +151,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -198,10 +198,7 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
                 csrf_token: None,
             });
         }
-        let id = cookie(parts, SESSION_COOKIE).ok_or(ApiError::Unauthenticated)?;
-        let session = state
-            .engine
-            .session(&secret_hash(id))
+        let session = cookie_session(state, parts)
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         if !is_safe(&parts.method) {
@@ -214,7 +211,14 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
                 return Err(ApiError::Csrf);
             }
         }
-        Ok(Self {
+        Ok(Self::of_session(session))
+    }
+}
+
+impl Caller {
+    /// The caller a valid session stands for.
+    pub fn of_session(session: Session) -> Self {
+        Self {
             role: if session.admin {
                 Role::TenantAdmin
             } else {
@@ -226,7 +230,20 @@ impl FromRequestParts<Arc<ApiState>> for Caller {
             }),
             via: Via::Session,
             csrf_token: Some(session.csrf_token),
-        })
+        }
+    }
+}
+
+/// The session id carried by the request's cookie, if any.
+pub fn session_id(parts: &Parts) -> Option<&str> {
+    cookie(parts, SESSION_COOKIE)
+}
+
+/// The valid session named by the request's cookie, if any.
+pub async fn cookie_session(state: &ApiState, parts: &Parts) -> ApiResult<Option<Session>> {
+    match session_id(parts) {
+        Some(id) => Ok(state.engine.session(&secret_hash(id)).await?),
+        None => Ok(None),
     }
 }
 

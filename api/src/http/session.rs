@@ -69,6 +69,36 @@ pub async fn login(
     State(state): State<Arc<ApiState>>,
     ApiJson(form): ApiJson<Login>,
 ) -> ApiResult<Response> {
+    let opened = open_session(&state, &form).await?;
+    let mut response = Json(whoami(
+        opened.role,
+        Some(opened.actor),
+        Via::Session,
+        Some(opened.csrf_token),
+    ))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, opened.cookie);
+    Ok(response)
+}
+
+/// A session just opened: who, its CSRF token and the `Set-Cookie` value that carries its id.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// The user.
+    pub actor: Actor,
+    /// User or tenant administrator.
+    pub role: Role,
+    /// The token state-changing requests must echo.
+    pub csrf_token: String,
+    /// The `Set-Cookie` header value (a fresh random id: a session id is never chosen by the client).
+    pub cookie: HeaderValue,
+}
+
+/// Checks a password login (rate-limited per login) and opens a new session; the JSON API and
+/// the web UI's login form both go through here.
+pub async fn open_session(state: &ApiState, form: &Login) -> ApiResult<OpenedSession> {
     let engine = &state.engine;
     let settings = &state.settings;
     let key = auth::attempt_key(&form.tenant, &form.login);
@@ -109,18 +139,20 @@ pub async fn login(
             ""
         }
     );
-    let role = if record.admin {
-        Role::TenantAdmin
-    } else {
-        Role::User
-    };
-    let mut response = Json(whoami(role, Some(actor), Via::Session, Some(csrf))).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
-    Ok(response)
+    Ok(OpenedSession {
+        actor,
+        role: if record.admin {
+            Role::TenantAdmin
+        } else {
+            Role::User
+        },
+        csrf_token: csrf,
+        cookie: HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?,
+    })
 }
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub const CLEAR_COOKIE: &str = "seing_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
 
 /// The current caller (and, for a session, its CSRF token).
 #[utoipa::path(get, path = "/session", tag = "session", operation_id = "current_session",
@@ -155,9 +187,8 @@ pub async fn logout(
         state.engine.delete_session(&auth::secret_hash(id)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("seing_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_static(CLEAR_COOKIE));
     Ok(response)
 }

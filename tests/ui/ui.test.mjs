@@ -1,0 +1,254 @@
+// Browser tests of the seing web UI: Playwright (playwright-core) drives Debian's chromium,
+// headless, against a `seing serve --demo` started by api/tests/ui.rs, which passes:
+//   SEING_URL            the service's base URL
+//   SEING_SIREN          the demo authority's SIREN
+//   SEING_FINANCE_TOKEN  the API token of the demo's finance software
+//   SEING_PES_DIR        PES files to create as dossiers (PES_01.xml …)
+//   SEING_OTHER_TENANT   "SIREN login password" of a user of another authority
+//   SEING_SCREENSHOTS    where to save screenshots of the main pages
+//   SEING_SIGN_PIN       (optional) PIN of the maire's server-held key: runs the batch signing
+//   SEING_AGENT_PIN      (optional) PIN of the token behind `seing agent`: signs through it
+//   SEING_SIGNED_DIR     (with a PIN) where to save the signed PES files for the oracle
+//   CHROMIUM             the browser binary (default /usr/bin/chromium)
+// Prints one line per scenario and "N passed, N failed"; exits non-zero on any failure.
+
+import assert from "node:assert/strict";
+import { readdir, readFile, writeFile, mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const base = process.env.SEING_URL;
+const siren = process.env.SEING_SIREN;
+const financeToken = process.env.SEING_FINANCE_TOKEN;
+const pesDir = process.env.SEING_PES_DIR;
+const shots = process.env.SEING_SCREENSHOTS;
+const [otherSiren, otherLogin, otherPassword] = (process.env.SEING_OTHER_TENANT || "").split(" ");
+const signPin = process.env.SEING_SIGN_PIN;
+const agentPin = process.env.SEING_AGENT_PIN;
+const signedDir = process.env.SEING_SIGNED_DIR;
+for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots })) {
+  if (!value) throw new Error(`${name} is required`);
+}
+await mkdir(shots, { recursive: true });
+
+// --- the finance software, through the REST API ----------------------------------------------
+async function asFinance(method, path, body) {
+  const headers = { Authorization: `Bearer ${financeToken}` };
+  if (body !== undefined && !(body instanceof FormData)) headers["Content-Type"] = "application/json";
+  const response = await fetch(base + "/api/v1" + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+const circuits = await asFinance("GET", "/circuits");
+const pesCircuit = circuits.find((c) => c.template === "pes-bordereaux");
+const desks = await asFinance("GET", "/desks");
+const desk = (name) => desks.find((d) => d.name === name);
+const pesFiles = (await readdir(pesDir)).filter((f) => f.endsWith(".xml")).sort();
+const created = [];
+for (const [i, file] of pesFiles.entries()) {
+  const form = new FormData();
+  form.append("metadata", new Blob([JSON.stringify({
+    title: `Mandats PES n° ${String(i + 1).padStart(2, "0")}`,
+    circuit: pesCircuit.id,
+    emitter_desk: desk("Finances").id,
+  })], { type: "application/json" }));
+  form.append("main", new Blob([await readFile(join(pesDir, file))], { type: "text/xml" }), file);
+  const dossier = await asFinance("POST", "/dossiers", form);
+  await asFinance("POST", `/dossiers/${dossier.id}/visa`, {});
+  created.push(dossier);
+}
+// The last one is rejected in the UI; the others are signed.
+const toReject = created[created.length - 1];
+const toSign = created.slice(0, -1);
+
+// --- the browser ---------------------------------------------------------------------------
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--lang=fr-FR"],
+});
+let passed = 0;
+let failed = 0;
+async function scenario(name, run) {
+  const context = await browser.newContext({ locale: "fr-FR", viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  try {
+    await run(page, context);
+    passed += 1;
+    console.log(`ok - ${name}`);
+  } catch (error) {
+    failed += 1;
+    console.log(`not ok - ${name}\n${error.stack}`);
+    await page.screenshot({ path: join(shots, `FAILED-${name.replace(/\W+/g, "-")}.png`), fullPage: true }).catch(() => {});
+  } finally {
+    await context.close();
+  }
+}
+
+async function login(page, who, password = `demo-${who}-2026`, tenant = siren) {
+  await page.goto(base + "/connexion");
+  await page.getByLabel("SIREN de la collectivité").fill(tenant);
+  await page.getByLabel("Identifiant").fill(who);
+  await page.getByLabel("Mot de passe").fill(password);
+  await page.getByRole("button", { name: "Se connecter" }).click();
+  await page.waitForURL(/\/bureau/);
+}
+
+async function sessionCookie(context) {
+  return (await context.cookies()).find((c) => c.name === "seing_session")?.value;
+}
+
+function tab(page, label) {
+  return page.getByRole("navigation", { name: "Onglets du bureau" }).getByRole("link", { name: new RegExp("^" + label) });
+}
+
+async function count(page, label) {
+  return Number(await tab(page, label).locator(".count").textContent());
+}
+
+await scenario("login page, then the maire's bureau with its counters", async (page) => {
+  await page.goto(base + "/");
+  await page.waitForURL(/\/connexion/);
+  await page.screenshot({ path: join(shots, "connexion.png") });
+  await login(page, "maire");
+  await assert.doesNotReject(page.getByRole("heading", { name: "Bureau Maire" }).waitFor());
+  assert.equal(await count(page, "À traiter"), created.length);
+  assert.equal(await page.locator('input[name="dossier"]').count(), created.length);
+  await page.screenshot({ path: join(shots, "bureau-maire.png"), fullPage: true });
+  // Text filter: only one dossier matches its number.
+  await page.getByLabel("Titre contient").fill("n° 03");
+  await page.getByRole("button", { name: "Filtrer" }).click();
+  await page.waitForURL(/q=/);
+  assert.equal(await page.locator("table.list tbody tr").count(), 1);
+  assert.equal(await count(page, "À traiter"), 1);
+});
+
+await scenario("a PES dossier shows the table of its bordereaux", async (page) => {
+  await login(page, "maire");
+  await page.getByRole("link", { name: "Mandats PES n° 01" }).click();
+  await page.getByRole("heading", { name: "Mandats PES n° 01" }).waitFor();
+  const table = page.locator("table.pes");
+  await table.waitFor();
+  const headers = await table.locator("thead th").allTextContents();
+  for (const h of ["Exercice", "Numéro", "Type", "Nombre de pièces", "Montant"]) assert.ok(headers.includes(h), headers.join("|"));
+  assert.ok(await table.locator("tbody tr").count() >= 2);
+  assert.match(await table.locator("[data-total]").textContent(), /€/);
+  assert.equal(await page.locator('.circuit [aria-current="step"]').count(), 1);
+  assert.match(await page.locator('.circuit [aria-current="step"]').textContent(), /Signature/);
+  await page.screenshot({ path: join(shots, "dossier-pes.png"), fullPage: true });
+});
+
+await scenario("the maire rejects a dossier with a reason; the emitter sees it in Rejetés", async (page, context) => {
+  await login(page, "maire");
+  await page.goto(`${base}/dossiers/${toReject.id}`);
+  await page.getByText("Rejeter", { exact: true }).click();
+  await page.getByLabel("Motif du rejet (obligatoire)").fill("Montants à vérifier avec la trésorerie");
+  await page.getByRole("button", { name: "Rejeter le dossier" }).click();
+  await page.getByText("Dossier rejeté").waitFor();
+  await page.getByRole("cell", { name: "Montants à vérifier avec la trésorerie" }).waitFor();
+  await context.clearCookies();
+  await login(page, "finances");
+  assert.equal(await count(page, "Rejetés"), 1);
+  await tab(page, "Rejetés").click();
+  await page.getByRole("link", { name: toReject.title }).waitFor();
+  await page.screenshot({ path: join(shots, "bureau-finances-rejetes.png"), fullPage: true });
+});
+
+await scenario("session fixation: login drops the planted id and renews it", async (page, context) => {
+  const url = new URL(base);
+  await context.addCookies([{ name: "seing_session", value: "planted-by-an-attacker", domain: url.hostname, path: "/" }]);
+  await login(page, "maire");
+  const first = await sessionCookie(context);
+  assert.ok(first && first !== "planted-by-an-attacker");
+  await login(page, "maire");
+  const second = await sessionCookie(context);
+  assert.notEqual(second, first);
+  const old = await fetch(base + "/api/v1/session", { headers: { Cookie: `seing_session=${first}` } });
+  assert.equal(old.status, 401, "the session before the second login must be dead");
+});
+
+await scenario("CSRF: a form posted without the session's token is refused and changes nothing", async (page) => {
+  await login(page, "maire");
+  const target = toSign[0];
+  for (const form of [{ reason: "forgé" }, { reason: "forgé", csrf: "not-the-token" }]) {
+    const response = await page.request.post(`${base}/dossiers/${target.id}/rejeter`, { form, maxRedirects: 0 });
+    assert.equal(response.status(), 403);
+  }
+  const state = await page.request.get(`${base}/api/v1/dossiers/${target.id}`);
+  assert.equal((await state.json()).state, "pending");
+});
+
+await scenario("another authority's dossier answers 404", async (page) => {
+  assert.ok(otherSiren, "SEING_OTHER_TENANT is required");
+  await login(page, otherLogin, otherPassword, otherSiren);
+  const response = await page.goto(`${base}/dossiers/${toSign[0].id}`);
+  assert.equal(response.status(), 404);
+  await page.getByRole("heading", { name: "Introuvable" }).waitFor();
+});
+
+await scenario("a desk the user does not hold is refused", async (page) => {
+  await login(page, "maire");
+  const response = await page.goto(`${base}/bureau?bureau=${desk("DRH").id}`);
+  assert.equal(response.status(), 403);
+  await page.getByText("vous ne détenez pas ce bureau").waitFor();
+});
+
+await scenario("absences and administration pages", async (page) => {
+  await login(page, "admin");
+  await page.goto(base + "/absences");
+  await page.getByLabel("Bureau absent").selectOption({ label: "Maire" });
+  await page.getByLabel("Bureau remplaçant").selectOption({ label: "DGS" });
+  await page.getByLabel("Dernier jour").fill("2099-12-31");
+  await page.getByRole("button", { name: "Déclarer l'absence" }).click();
+  await page.getByRole("cell", { name: "en cours" }).waitFor();
+  await page.screenshot({ path: join(shots, "absences.png"), fullPage: true });
+  await page.goto(base + "/administration");
+  await page.getByRole("heading", { name: "Jetons d'API" }).waitFor();
+  await page.screenshot({ path: join(shots, "administration.png"), fullPage: true });
+});
+
+if (signPin) {
+  await scenario("batch: 15 PES dossiers signed with one PIN move to Traités", async (page) => {
+    await login(page, "maire");
+    await page.getByLabel("Tout sélectionner").check();
+    // The rejected dossier is gone from the list; every remaining one is selected.
+    const button = page.getByRole("button", { name: `Signer la sélection (${toSign.length})` });
+    await button.click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("radio", { name: /Clé du serveur/ }).first().check();
+    await dialog.getByLabel("Code PIN").fill(signPin);
+    await page.screenshot({ path: join(shots, "signature-pin.png") });
+    const started = Date.now();
+    await dialog.getByRole("button", { name: "Signer", exact: true }).click();
+    await dialog.locator('[data-summary][data-signed]').waitFor({ timeout: 120000 });
+    const wall = Date.now() - started;
+    console.log(`# batch of ${toSign.length} dossiers signed in ${wall} ms (browser wall time)`);
+    assert.equal(await dialog.locator("[data-summary]").getAttribute("data-signed"), String(toSign.length), await dialog.locator("[data-progress]").textContent());
+    await page.screenshot({ path: join(shots, "signature-resultat.png") });
+    await dialog.getByRole("button", { name: "Fermer et actualiser" }).click();
+    await page.waitForLoadState("load");
+    assert.equal(await count(page, "À traiter"), 0);
+    assert.equal(await count(page, "Traités"), toSign.length + 1);
+    await tab(page, "Traités").click();
+    await page.screenshot({ path: join(shots, "bureau-maire-traites.png"), fullPage: true });
+    if (signedDir) {
+      await mkdir(signedDir, { recursive: true });
+      for (const dossier of toSign) {
+        const documents = await (await page.request.get(`${base}/api/v1/dossiers/${dossier.id}/documents`)).json();
+        const signed = documents.find((d) => d.role === "signed");
+        assert.ok(signed, `no signed document for ${dossier.title}`);
+        const bytes = await (await page.request.get(`${base}/api/v1/dossiers/${dossier.id}/documents/${signed.id}`)).body();
+        await writeFile(join(signedDir, `${dossier.id}.xml`), bytes);
+      }
+    }
+  });
+}
+
+await browser.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);
