@@ -97,7 +97,7 @@ pub fn euros(cents: i64) -> String {
     let units = (cents / 100).unsigned_abs().to_string();
     let mut grouped = String::new();
     for (i, c) in units.chars().enumerate() {
-        if i > 0 && (units.len() - i) % 3 == 0 {
+        if i > 0 && (units.len() - i).is_multiple_of(3) {
             grouped.push('\u{202f}');
         }
         grouped.push(c);
