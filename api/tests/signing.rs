@@ -634,7 +634,10 @@ fn fifteen_pes_signed_by_the_client(kind: Kind) {
     // Signed dossiers wait for nobody: asking for one again fails clearly (exit 1).
     let (code, out, err) = client("maire", &["--dossier", &ids[1]]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(err.contains("409") && err.contains("aucun dossier signé"), "{err}");
+    assert!(
+        err.contains("409") && err.contains("aucun dossier signé"),
+        "{err}"
+    );
     let files = dir.path().join("signed");
     std::fs::create_dir(&files).unwrap();
     for (i, id) in ids.iter().enumerate() {

@@ -1,14 +1,29 @@
 //! The web UI in a real browser: `seing serve --demo` (the real binary, SQLite in a temporary
 //! folder) driven by Playwright and Debian's headless chromium through `tests/ui/ui.test.mjs`:
 //! login, bureau, a PES dossier's bordereaux, rejection seen by the emitter, and the security
-//! refusals (session fixation, CSRF, another authority's dossier, a desk not held).
+//! refusals (session fixation, CSRF, another authority's dossier, a desk not held), and 15 PES
+//! dossiers signed in one batch with the maire's key on the server's SoftHSM2 token, each
+//! signed file checked by the oracle.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use seing_api::config::{ServeArgs, ServeConfig};
+use seing_api::http::auth;
+use seing_certs_test::{TestPki, TestToken};
+use seing_engine::access::Role;
+use seing_engine::model::{Actor, NewTenant};
+use seing_engine::signing::{KeyUsage, NewServerKey};
+
+/// PIN of the server's SoftHSM2 token.
+const PIN: &str = "4321";
+/// Another authority, with an administrator of its own.
+const OTHER_SIREN: &str = "213500010";
+const OTHER_PASSWORD: &str = "voisine-admin-2026";
 
 struct Server(Child);
 
@@ -87,42 +102,100 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn seing(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_seing"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "seing {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// What the test prepares in the database before the service starts.
+struct Prepared {
+    /// The demo finance software's API token.
+    finance_token: String,
 }
 
-/// Starts `seing serve --demo` and returns it with the finance software's API token.
-fn serve_demo(data: &Path, port: u16) -> (Server, String) {
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seing"))
-        .args(["serve", "--demo", "--listen", &listen, "--data-dir"])
-        .arg(data)
-        .env("SEING_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+/// Seeds the demo authority, trusts the test PKI, registers the maire's key on the server's
+/// SoftHSM2 token, gives the finance software a token, and creates a second authority.
+fn prepare(data: &Path, token: &TestToken, pki: &TestPki) -> Prepared {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let config = ServeConfig::resolve(ServeArgs {
+            data_dir: Some(data.to_owned()),
+            ..ServeArgs::default()
+        })
         .unwrap();
-    let mut token = None;
-    let stdout = child.stdout.take().unwrap();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some((_, t)) = line.split_once("(affiché une seule fois) : ") {
-            token = Some(t.trim().to_owned());
+        let engine = seing_api::server::open_engine(&config).await.unwrap();
+        seing_api::demo::seed(&engine, config.listen).await.unwrap();
+        let tenant = engine
+            .tenant_by_siren(seing_api::demo::DEMO_SIREN)
+            .await
+            .unwrap()
+            .unwrap();
+        let users = engine.tenant_users(tenant.id).await.unwrap();
+        let actor = |login: &str| Actor {
+            tenant: tenant.id,
+            user: users.iter().find(|u| u.login == login).unwrap().id,
+        };
+        let admin = actor("admin");
+        let root = std::fs::read_to_string(&pki.root_ca).unwrap();
+        engine.add_trust_entries(admin, &root).await.unwrap();
+        engine
+            .add_server_key(
+                admin,
+                NewServerKey {
+                    label: "Clé du maire".into(),
+                    uri: format!(
+                        "pkcs11:token={};object=elu-rsa2048?module-path={}",
+                        token.label,
+                        token.module.display()
+                    ),
+                    usage: KeyUsage::User,
+                    owner: Some(actor("maire").user),
+                    chain_pem: Some(std::fs::read_to_string(&pki.personnes_ca).unwrap()),
+                },
+            )
+            .await
+            .unwrap();
+        let secret = auth::new_token_secret().unwrap();
+        engine
+            .create_api_token(
+                Some(actor("finances")),
+                Role::User,
+                "Logiciel de finances (test)",
+                &auth::secret_hash(&secret),
+            )
+            .await
+            .unwrap();
+        let (other, other_admin) = engine
+            .create_tenant(NewTenant {
+                name: "Commune Voisine".into(),
+                siren: OTHER_SIREN.into(),
+                departement: "35".into(),
+                admin_login: "admin".into(),
+                admin_name: "Administrateur voisin".into(),
+            })
+            .await
+            .unwrap();
+        let hash = auth::hash_password(OTHER_PASSWORD).unwrap();
+        engine
+            .set_password_hash(other.id, other_admin.id, &hash)
+            .await
+            .unwrap();
+        engine.database().close().await;
+        Prepared {
+            finance_token: secret,
         }
-        if line.starts_with("Documentation de l'API") {
-            break;
-        }
-    }
-    let mut server = Server(child);
+    })
+}
+
+/// Starts `seing serve` on the prepared data folder, with the server's SoftHSM2 token.
+fn serve(data: &Path, port: u16, token: &TestToken) -> Server {
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_seing"))
+            .args(["serve", "--listen", &listen, "--data-dir"])
+            .arg(data)
+            .env("SEING_LOG", "warn")
+            .env("SOFTHSM2_CONF", &token.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = server.0.try_wait().unwrap() {
@@ -136,7 +209,42 @@ fn serve_demo(data: &Path, port: u16) -> (Server, String) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (server, token.expect("the demo prints the finance token"))
+    server
+}
+
+/// The oracle's PES profile on a signed file.
+fn oracle_pes(oracle: &Path, file: &Path, specs: &Path, pki: &TestPki) {
+    let out = Command::new(oracle)
+        .arg("pes")
+        .arg(file)
+        .arg("--trust")
+        .arg(&pki.root_ca)
+        .arg("--certs")
+        .arg(&pki.personnes_ca)
+        .args(["--expect-bordereaux", "2"])
+        .arg("--schemas")
+        .arg(specs.join("pesv2/schemas_pes.v5.12"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oracle pes {}: {}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn oracle() -> Option<PathBuf> {
+    let path = std::env::var_os("SEING_ORACLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/oracle/verify"));
+    if path.exists() {
+        Some(path)
+    } else {
+        required(&format!("SEING_ORACLE not found at {}", path.display()));
+        None
+    }
 }
 
 #[test]
@@ -147,26 +255,15 @@ fn web_ui_in_chromium() {
     if !playwright() {
         return;
     }
+    let Some(oracle) = oracle() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let data_arg = data.to_str().unwrap();
-    // Another authority, created before the service starts, with a user of its own.
-    seing(&[
-        "admin",
-        "--data-dir",
-        data_arg,
-        "create-tenant",
-        "--name",
-        "Commune Voisine",
-        "--siren",
-        "213500010",
-        "--departement",
-        "35",
-        "--admin-password",
-        "voisine-admin-2026",
-    ]);
+    let pki = TestPki::shared();
+    let token = seing_certs_test::token::create(&dir.path().join("hsm"), "Serveur", PIN, pki)
+        .expect("SoftHSM2 token");
+    let prepared = prepare(&data, &token, pki);
     let port = free_port();
-    let (_server, token) = serve_demo(&data, port);
+    let _server = serve(&data, port, &token);
     // 16 PES files of 2 bordereaux: 15 to sign, 1 to reject.
     let pes = dir.path().join("pes");
     std::fs::create_dir_all(&pes).unwrap();
@@ -174,14 +271,20 @@ fn web_ui_in_chromium() {
         std::fs::write(pes.join(format!("PES_{i:02}.xml")), pes_file(&specs, i, 2)).unwrap();
     }
     let shots = repo().join("target/ui-screenshots");
+    let signed = dir.path().join("signed");
     let output = Command::new("node")
         .arg(repo().join("tests/ui/ui.test.mjs"))
         .current_dir(repo().join("tests/ui"))
         .env("SEING_URL", format!("http://127.0.0.1:{port}"))
         .env("SEING_SIREN", seing_api::demo::DEMO_SIREN)
-        .env("SEING_FINANCE_TOKEN", &token)
+        .env("SEING_FINANCE_TOKEN", &prepared.finance_token)
         .env("SEING_PES_DIR", &pes)
-        .env("SEING_OTHER_TENANT", "213500010 admin voisine-admin-2026")
+        .env(
+            "SEING_OTHER_TENANT",
+            format!("{OTHER_SIREN} admin {OTHER_PASSWORD}"),
+        )
+        .env("SEING_SIGN_PIN", PIN)
+        .env("SEING_SIGNED_DIR", &signed)
         .env("SEING_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()
@@ -195,4 +298,12 @@ fn web_ui_in_chromium() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let files: Vec<PathBuf> = std::fs::read_dir(&signed)
+        .expect("the batch saved the signed files")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 15, "15 signed PES files");
+    for file in &files {
+        oracle_pes(&oracle, file, &specs, pki);
+    }
 }
