@@ -340,7 +340,11 @@ fn batch_sign(args: BatchSignArgs) -> anyhow::Result<ExitCode> {
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     let mut values = Vec::with_capacity(items.len());
     for item in &items {
-        bar.set_message(item["label"].as_str().unwrap_or_default().to_owned());
+        bar.set_message(format!(
+            "{} · {}",
+            item["document"].as_str().unwrap_or_default(),
+            item["label"].as_str().unwrap_or_default()
+        ));
         let digest = STANDARD
             .decode(item["data_to_sign"].as_str().unwrap_or_default())
             .context("data_to_sign n'est pas du base64")?;
