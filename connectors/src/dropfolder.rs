@@ -19,7 +19,8 @@ use crate::{Error, Result, xml};
 const DONE: &str = "traites";
 
 /// An outbox folder to write to and an inbox folder to read returns from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DropFolder {
     /// Where packages are deposited.
     pub outbox: PathBuf,

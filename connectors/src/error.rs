@@ -34,6 +34,9 @@ pub enum Error {
     /// The outside platform has this document already (a repeated sending).
     #[error("déjà reçu par la plateforme : {0}")]
     Duplicate(String),
+    /// The database holding the connectors' records failed.
+    #[error("base de données : {0}")]
+    Storage(String),
     /// The output file exists already; nothing is overwritten.
     #[error("{} existe déjà", .0.display())]
     Exists(PathBuf),

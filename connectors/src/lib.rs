@@ -9,7 +9,8 @@
 //! transmission archive and the prefecture's returns ([`actes`]), the Hélios `PES_Acquit`
 //! ([`helios`]), and the SEDA 2.1 transfer package and its reply ([`seda`]).
 //!
-//! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]).
+//! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]);
+//! the engine's ports over them ([`ports`]), configured per tenant ([`settings`]).
 
 pub mod actes;
 mod dates;
@@ -17,9 +18,11 @@ pub mod dropfolder;
 mod error;
 pub mod helios;
 mod paths;
+pub mod ports;
 mod problem;
 pub mod s2low;
 pub mod seda;
+pub mod settings;
 mod xml;
 
 pub use error::{Error, Result};

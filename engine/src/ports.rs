@@ -6,7 +6,9 @@ use std::future::Future;
 
 use crate::circuit::Channel;
 use crate::engine::Engine;
-use crate::error::EngineError;
+use crate::error::{EngineError, EngineResult};
+use crate::ids::{DossierId, TenantId};
+use crate::journal::{JournalEntry, entry_from_row};
 use crate::outbox::{DeliveryError, Job, JobHandler, JobKind};
 use crate::workflow::ConnectorEvent;
 
@@ -103,5 +105,24 @@ impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> JobHandler
                 self.report(job, ConnectorEvent::Archived, receipt).await
             }
         }
+    }
+}
+
+impl Engine {
+    /// The journal entries of a dossier, oldest first, for a connector that archives it (the
+    /// worker acts for the system, not for a user).
+    pub async fn connector_journal(
+        &self,
+        tenant: TenantId,
+        dossier: DossierId,
+    ) -> EngineResult<Vec<JournalEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE tenant_id = $1 AND dossier_id = $2 ORDER BY seq",
+        )
+        .bind(tenant.to_string())
+        .bind(dossier.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(entry_from_row).collect()
     }
 }

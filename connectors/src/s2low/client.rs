@@ -41,6 +41,7 @@ impl std::fmt::Debug for Credentials {
 
 /// How to reach one authority's S²LOW account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct S2lowConfig {
     /// Base URL, e.g. `https://s2low.example.org` (no trailing path).
     pub url: String,

@@ -1,0 +1,804 @@
+//! The engine's ports, implemented: [`Connectors`] transmits acts and PES files (S²LOW or a
+//! drop folder) and deposits SEDA archive packages, as the tenant's settings say;
+//! [`Connectors::poll`] reads what came back and moves the dossiers on.
+//!
+//! A job may be delivered again after a crash. Each send is recorded in
+//! `connector_transmissions` right after it succeeds, and a recorded step is never sent again;
+//! in the window between the send and the record, the far side recognizes the repeat: S²LOW
+//! refuses an act whose numéro interne it has (the first transaction is then looked up by that
+//! number) and a PES whose SHA-1 it has; a drop-folder outbox already holds the same PES file,
+//! an archive of the same act, or the same SEDA package.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use seing_engine::Engine;
+use seing_engine::circuit::Channel;
+use seing_engine::error::EngineError;
+use seing_engine::ids::{DossierId, TenantId};
+use seing_engine::model::DocumentRole;
+use seing_engine::outbox::{DeliveryError, Job};
+use seing_engine::ports::{Archiver, Receipt, Transmitter};
+use seing_engine::workflow::ConnectorEvent;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::actes::{
+    ActeDocument, ActesMetadata, ActesReturn, SizeLimits, read_archive, validate, write_package,
+};
+use crate::dropfolder::{DropFolder, InboxFile, Return};
+use crate::s2low::{ActesTransaction, HeliosTransaction, S2low, TransmissionState};
+use crate::seda::{ObjectRole, ReplyOutcome, SedaFile, SedaMetadata};
+use crate::settings::{ActesSettings, ConnectorSettings, HeliosSettings, Transport, settings};
+use crate::{Error, Result};
+
+/// The connectors of a running service.
+#[derive(Debug, Clone)]
+pub struct Connectors {
+    engine: Engine,
+}
+
+/// One document of a job's payload.
+#[derive(Debug, Clone, Deserialize)]
+struct JobDocument {
+    role: DocumentRole,
+    name: String,
+    sha256: String,
+    #[serde(default)]
+    step: Option<usize>,
+}
+
+/// What a connector job carries (see the engine's `connector_job`).
+#[derive(Debug, Clone, Deserialize)]
+struct Payload {
+    dossier: DossierId,
+    step: usize,
+    title: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, Value>,
+    #[serde(default)]
+    documents: Vec<JobDocument>,
+}
+
+/// What one send left behind.
+struct Sent {
+    kind: &'static str,
+    transport: &'static str,
+    reference: String,
+    match_key: String,
+    detail: Value,
+}
+
+/// A recorded send still waiting for its return.
+#[derive(Debug, Clone)]
+struct Pending {
+    dossier: DossierId,
+    step: i64,
+    tenant: TenantId,
+    kind: String,
+    transport: String,
+    reference: String,
+    match_key: String,
+}
+
+/// What one polling pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PollRun {
+    /// Transmissions acknowledged (dossiers moved on).
+    pub acknowledged: usize,
+    /// Transmissions or archives refused (recorded with the reasons).
+    pub refused: usize,
+    /// Archive transfers accepted.
+    pub accepted: usize,
+    /// Still waiting.
+    pub waiting: usize,
+}
+
+fn delivery(error: Error) -> DeliveryError {
+    match error {
+        Error::Transport(_) | Error::Storage(_) | Error::Io { .. } => {
+            DeliveryError::transient(error.to_string())
+        }
+        _ => DeliveryError::permanent(error.to_string()),
+    }
+}
+
+fn storage(error: impl std::fmt::Display) -> Error {
+    Error::Storage(error.to_string())
+}
+
+fn engine_error(error: EngineError) -> Error {
+    Error::Storage(error.to_string())
+}
+
+fn now_text() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A metadata value as text (numbers and booleans as written in JSON).
+fn text(metadata: &BTreeMap<String, Value>, key: &str) -> Option<String> {
+    match metadata.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Runs blocking transport code (file I/O, `ureq`) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Transport(format!("tâche interrompue : {e}")))?
+}
+
+/// The latest signed version of the documents, else the main document.
+fn signed_or_main(documents: &[JobDocument]) -> Option<&JobDocument> {
+    documents
+        .iter()
+        .filter(|d| d.role == DocumentRole::Signed)
+        .max_by_key(|d| d.step)
+        .or_else(|| documents.iter().find(|d| d.role == DocumentRole::Main))
+}
+
+impl Connectors {
+    /// Connectors reading their settings and documents through `engine`.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+
+    async fn settings(&self, tenant: TenantId) -> Result<ConnectorSettings> {
+        settings(&self.engine, tenant).await?.ok_or_else(|| {
+            Error::Refused("aucun connecteur n'est configuré pour cette collectivité".into())
+        })
+    }
+
+    async fn bytes(&self, document: &JobDocument) -> Result<Vec<u8>> {
+        self.engine
+            .documents_store()
+            .get(&document.sha256)
+            .await
+            .map_err(|e| Error::io(&document.name, e))
+    }
+
+    /// Writes the documents into `dir` under distinct names; returns their paths, in order.
+    async fn materialize(&self, documents: &[&JobDocument], dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for document in documents {
+            let base = crate::paths::file_name(Path::new(&document.name));
+            let mut path = dir.join(&base);
+            let mut n = 1;
+            while paths.contains(&path) {
+                n += 1;
+                path = dir.join(format!("{n}-{base}"));
+            }
+            let bytes = self.bytes(document).await?;
+            std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+            paths.push(path);
+        }
+        Ok(paths)
+    }
+
+    async fn recorded(&self, dossier: DossierId, step: usize) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT transport, reference FROM connector_transmissions WHERE dossier_id = $1 AND step = $2",
+        )
+        .bind(dossier.to_string())
+        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .fetch_optional(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        row.map(|r| {
+            Ok(format!(
+                "{}:{}",
+                r.try_get::<String, _>(0).map_err(storage)?,
+                r.try_get::<String, _>(1).map_err(storage)?
+            ))
+        })
+        .transpose()
+    }
+
+    async fn record(&self, job: &Job, payload: &Payload, sent: Sent) -> Result<Receipt> {
+        let now = now_text();
+        sqlx::query(
+            "INSERT INTO connector_transmissions (dossier_id, step, tenant_id, kind, transport, reference, match_key, state, detail, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent', $8, $9, $9) ON CONFLICT (dossier_id, step) DO NOTHING",
+        )
+        .bind(payload.dossier.to_string())
+        .bind(i64::try_from(payload.step).unwrap_or(i64::MAX))
+        .bind(job.tenant.to_string())
+        .bind(sent.kind)
+        .bind(sent.transport)
+        .bind(sent.reference.clone())
+        .bind(sent.match_key)
+        .bind(sent.detail.to_string())
+        .bind(now)
+        .execute(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        Ok(Receipt {
+            reference: format!("{}:{}", sent.transport, sent.reference),
+        })
+    }
+
+    async fn send_helios(&self, settings: &HeliosSettings, payload: &Payload) -> Result<Sent> {
+        let document = signed_or_main(&payload.documents)
+            .ok_or_else(|| Error::Format("le dossier n'a pas de fichier PES".into()))?;
+        let bytes = self.bytes(document).await?;
+        let name = crate::paths::file_name(Path::new(&document.name));
+        match &settings.transport {
+            Transport::S2low(config) => {
+                let config = config.clone();
+                let sha1 = hex::encode(Sha1::digest(&bytes));
+                let file = name.clone();
+                let outcome =
+                    blocking(move || S2low::new(&config)?.import_pes(&file, &bytes)).await;
+                let (reference, detail) = match outcome {
+                    Ok(id) => (id.to_string(), json!({"file": name, "sha1": sha1})),
+                    // Sent before a crash: S²LOW has it, and gives no number for a hash.
+                    Err(Error::Duplicate(message)) => (
+                        format!("sha1:{sha1}"),
+                        json!({"file": name, "sha1": sha1, "duplicate": message}),
+                    ),
+                    Err(e) => return Err(e),
+                };
+                Ok(Sent {
+                    kind: "helios",
+                    transport: "s2low",
+                    reference,
+                    match_key: name,
+                    detail,
+                })
+            }
+            Transport::DropFolder(folder) => {
+                let folder = folder.clone();
+                let deposited = format!("{}-{name}", payload.dossier);
+                let file = deposited.clone();
+                blocking(move || folder.deposit(&file, &bytes)).await?;
+                Ok(Sent {
+                    kind: "helios",
+                    transport: "drop_folder",
+                    reference: deposited.clone(),
+                    match_key: deposited,
+                    detail: json!({"file": name}),
+                })
+            }
+        }
+    }
+
+    async fn send_actes(
+        &self,
+        tenant: TenantId,
+        settings: &ActesSettings,
+        payload: &Payload,
+    ) -> Result<Sent> {
+        let authority = self.engine.tenant(tenant).await.map_err(engine_error)?;
+        let md = &payload.metadata;
+        let numero = text(md, "numero_interne").or_else(|| text(md, "numero_acte"));
+        let meta = ActesMetadata {
+            siren: authority.siren,
+            departement: authority.departement,
+            arrondissement: settings.arrondissement.clone(),
+            trigramme: settings.trigramme.clone(),
+            nature: text(md, "nature").unwrap_or_default(),
+            classification: text(md, "classification").unwrap_or_default(),
+            numero_interne: numero.unwrap_or_default(),
+            date_decision: text(md, "date_decision").unwrap_or_default(),
+            objet: text(md, "objet").unwrap_or_else(|| payload.title.clone()),
+            type_pj: BTreeMap::new(),
+            classification_date: text(md, "classification_date"),
+            nature_collectivite: Some(settings.nature_collectivite.clone()),
+            email_retour: settings.email_retour.clone(),
+            referent: None,
+        };
+        let act = signed_or_main(&payload.documents)
+            .ok_or_else(|| Error::Format("le dossier n'a pas d'acte".into()))?;
+        let annexes: Vec<&JobDocument> = payload
+            .documents
+            .iter()
+            .filter(|d| d.role == DocumentRole::Annex)
+            .collect();
+        let signature = payload
+            .documents
+            .iter()
+            .filter(|d| d.role == DocumentRole::Signature)
+            .max_by_key(|d| d.step);
+        let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let mut all = vec![act];
+        all.extend(signature);
+        let act_paths = self.materialize(&all, dir.path()).await?;
+        let annex_dir = dir.path().join("annexes");
+        std::fs::create_dir(&annex_dir).map_err(|e| Error::io(&annex_dir, e))?;
+        let annex_paths = self.materialize(&annexes, &annex_dir).await?;
+        let act_document = ActeDocument {
+            path: act_paths[0].clone(),
+            signature: act_paths.get(1).cloned(),
+        };
+        let annex_documents: Vec<ActeDocument> = annex_paths
+            .into_iter()
+            .map(|path| ActeDocument {
+                path,
+                signature: None,
+            })
+            .collect();
+        let valid = validate(
+            &meta,
+            &act_document,
+            &annex_documents,
+            None,
+            &SizeLimits::default(),
+            OffsetDateTime::now_utc().date(),
+        )?;
+        let number = valid.numero_interne.as_str().to_owned();
+        match &settings.transport {
+            Transport::S2low(config) => {
+                let config = config.clone();
+                let key = number.clone();
+                let id = blocking(move || {
+                    let client = S2low::new(&config)?;
+                    match client.create_actes(&valid) {
+                        Err(Error::Duplicate(_)) => client.find_actes(&key)?.ok_or_else(|| {
+                            Error::Transport(format!(
+                                "S²LOW a déjà un acte numéro {key} mais ne le retrouve pas"
+                            ))
+                        }),
+                        other => other,
+                    }
+                })
+                .await?;
+                drop(dir);
+                Ok(Sent {
+                    kind: "actes",
+                    transport: "s2low",
+                    reference: id.to_string(),
+                    match_key: number.clone(),
+                    detail: json!({"numero_interne": number}),
+                })
+            }
+            Transport::DropFolder(folder) => {
+                let folder = folder.clone();
+                let key = number.clone();
+                let file = blocking(move || {
+                    std::fs::create_dir_all(&folder.outbox)
+                        .map_err(|e| Error::io(&folder.outbox, e))?;
+                    if let Some(existing) = archive_of(&folder.outbox, &key)? {
+                        return Ok(existing);
+                    }
+                    let package = write_package(&valid, &folder.outbox, None)?;
+                    Ok(crate::paths::file_name(&package.path))
+                })
+                .await?;
+                drop(dir);
+                Ok(Sent {
+                    kind: "actes",
+                    transport: "drop_folder",
+                    reference: file,
+                    match_key: number.clone(),
+                    detail: json!({"numero_interne": number}),
+                })
+            }
+        }
+    }
+
+    async fn deposit_archive(&self, job: &Job, payload: &Payload) -> Result<Sent> {
+        let settings = self.settings(job.tenant).await?;
+        let archive = settings
+            .archive
+            .ok_or_else(|| Error::Refused("aucun service d'archives n'est configuré".into()))?;
+        let message_id = format!("seing-{}-{}", payload.dossier, payload.step);
+        let target = archive.drop_folder.outbox.join(&message_id);
+        if target.join("manifest.xml").is_file() {
+            return Ok(Sent {
+                kind: "archive",
+                transport: "drop_folder",
+                reference: message_id.clone(),
+                match_key: message_id,
+                detail: json!({"repeat": true}),
+            });
+        }
+        let journal = self
+            .engine
+            .connector_journal(job.tenant, payload.dossier)
+            .await
+            .map_err(engine_error)?;
+        let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let documents: Vec<&JobDocument> = payload.documents.iter().collect();
+        let paths = self.materialize(&documents, dir.path()).await?;
+        let mut files: Vec<SedaFile> = documents
+            .iter()
+            .zip(paths)
+            .map(|(d, path)| SedaFile {
+                path,
+                role: match d.role {
+                    DocumentRole::Main | DocumentRole::Annex => ObjectRole::Document,
+                    DocumentRole::Signed => ObjectRole::Signed,
+                    DocumentRole::Signature => ObjectRole::Signature,
+                },
+            })
+            .collect();
+        let journal_path = dir.path().join("journal-du-dossier.json");
+        let journal_json = serde_json::to_vec_pretty(&journal).map_err(storage)?;
+        std::fs::write(&journal_path, journal_json).map_err(|e| Error::io(&journal_path, e))?;
+        files.push(SedaFile {
+            path: journal_path,
+            role: ObjectRole::Journal,
+        });
+        let dates: Vec<&str> = journal
+            .iter()
+            .map(|e| e.at.get(..10).unwrap_or(""))
+            .collect();
+        let keywords = payload
+            .metadata
+            .keys()
+            .filter_map(|k| text(&payload.metadata, k).map(|v| format!("{k} : {v}")))
+            .collect();
+        let meta = SedaMetadata {
+            archival_agency: archive.archival_agency.clone(),
+            transferring_agency: archive.transferring_agency.clone(),
+            originating_agency: archive
+                .originating_agency
+                .clone()
+                .unwrap_or_else(|| archive.transferring_agency.clone()),
+            title: payload.title.clone(),
+            archival_agreement: archive.archival_agreement.clone(),
+            description: None,
+            start_date: dates.first().map(|d| (*d).to_owned()),
+            end_date: dates.last().map(|d| (*d).to_owned()),
+            keywords,
+            message_identifier: Some(message_id.clone()),
+            appraisal_rule: archive.appraisal_rule.clone(),
+            access_rule: archive.access_rule.clone(),
+        };
+        let outbox = archive.drop_folder.outbox.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&outbox).map_err(|e| Error::io(&outbox, e))?;
+            crate::seda::write_package(&meta, &files, &target, OffsetDateTime::now_utc())?;
+            drop(dir);
+            Ok(())
+        })
+        .await?;
+        Ok(Sent {
+            kind: "archive",
+            transport: "drop_folder",
+            reference: message_id.clone(),
+            match_key: message_id,
+            detail: json!({}),
+        })
+    }
+
+    async fn pending(&self) -> Result<Vec<Pending>> {
+        let rows = sqlx::query(
+            "SELECT dossier_id, step, tenant_id, kind, transport, reference, match_key FROM connector_transmissions \
+             WHERE state = 'sent' ORDER BY created_at",
+        )
+        .fetch_all(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        rows.iter()
+            .map(|r| {
+                let get = |i: usize| r.try_get::<String, _>(i).map_err(storage);
+                Ok(Pending {
+                    dossier: get(0)?.parse().map_err(|_| storage("dossier_id"))?,
+                    step: r.try_get(1).map_err(storage)?,
+                    tenant: get(2)?.parse().map_err(|_| storage("tenant_id"))?,
+                    kind: get(3)?,
+                    transport: get(4)?,
+                    reference: get(5)?,
+                    match_key: get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close(&self, pending: &Pending, state: &str, detail: Value) -> Result<()> {
+        sqlx::query(
+            "UPDATE connector_transmissions SET state = $1, detail = $2, updated_at = $3 WHERE dossier_id = $4 AND step = $5",
+        )
+        .bind(state.to_owned())
+        .bind(detail.to_string())
+        .bind(now_text())
+        .bind(pending.dossier.to_string())
+        .bind(pending.step)
+        .execute(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Keeps a received return as proof (in the document store) and reports the
+    /// acknowledgement; the transmission report comes first in case the worker has not made it
+    /// yet (either report made twice is refused by the engine as a conflict, and ignored).
+    async fn acknowledge(&self, pending: &Pending, proof: &[u8], reference: &str) -> Result<()> {
+        let proof = self
+            .engine
+            .documents_store()
+            .put(proof.to_vec())
+            .await
+            .map_err(|e| Error::io("retour", e))?;
+        for event in [ConnectorEvent::Transmitted, ConnectorEvent::Acknowledged] {
+            match self
+                .engine
+                .connector_report(pending.tenant, pending.dossier, event, reference)
+                .await
+            {
+                Ok(_) | Err(EngineError::Conflict { .. }) => {}
+                Err(e) => return Err(engine_error(e)),
+            }
+        }
+        self.close(
+            pending,
+            "acknowledged",
+            json!({"reference": reference, "proof_sha256": proof}),
+        )
+        .await
+    }
+
+    async fn poll_s2low(
+        &self,
+        pending: &Pending,
+        config: &crate::s2low::S2lowConfig,
+    ) -> Result<Option<bool>> {
+        let config = config.clone();
+        let reference = pending.reference.clone();
+        if pending.kind == "actes" {
+            let id = ActesTransaction(reference.parse().map_err(|_| storage("référence"))?);
+            let report = blocking(move || S2low::new(&config)?.actes_status(id)).await?;
+            return match report.status.state() {
+                TransmissionState::Acknowledged => {
+                    let id_acte = match &report.r#return {
+                        Some(ActesReturn::Acknowledged(ar)) => ar.id_acte.clone(),
+                        _ => format!("s2low:{}", pending.reference),
+                    };
+                    let proof = report.return_bytes.unwrap_or_default();
+                    self.acknowledge(pending, &proof, &id_acte).await?;
+                    Ok(Some(true))
+                }
+                TransmissionState::Refused | TransmissionState::Cancelled => {
+                    self.close(
+                        pending,
+                        "refused",
+                        json!({"status": report.status.to_string(), "message": report.message}),
+                    )
+                    .await?;
+                    Ok(Some(false))
+                }
+                _ => Ok(None),
+            };
+        }
+        // A PES known only by its hash (its sending answer was lost) cannot be followed.
+        let Ok(number) = reference.parse() else {
+            return Ok(None);
+        };
+        let id = HeliosTransaction(number);
+        let status = blocking({
+            let config = config.clone();
+            move || S2low::new(&config)?.helios_status(id)
+        })
+        .await?;
+        match status.status.state() {
+            TransmissionState::Acknowledged | TransmissionState::Refused => {
+                let (bytes, acquit) =
+                    blocking(move || S2low::new(&config)?.download_acquit(id)).await?;
+                if acquit.is_accepted() {
+                    self.acknowledge(pending, &bytes, &format!("acquit:{}", pending.reference))
+                        .await?;
+                    Ok(Some(true))
+                } else {
+                    let reasons: Vec<String> = acquit
+                        .refused()
+                        .flat_map(|e| e.errors.iter().filter_map(|r| r.label.clone()))
+                        .collect();
+                    self.close(pending, "refused", json!({"reasons": reasons}))
+                        .await?;
+                    Ok(Some(false))
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Handles one inbox file against the waiting sends; true when it matched one.
+    async fn take_return(
+        &self,
+        file: &InboxFile,
+        pending: &[Pending],
+        run: &mut PollRun,
+    ) -> Result<bool> {
+        let Ok(parsed) = &file.parsed else {
+            return Ok(false);
+        };
+        let matching = |kind: &str, key: &str| {
+            pending
+                .iter()
+                .find(|p| p.transport == "drop_folder" && p.kind == kind && p.match_key == key)
+        };
+        match parsed {
+            Return::Actes(ActesReturn::Acknowledged(ar)) => {
+                let Some(p) = matching("actes", &ar.acte.numero_interne) else {
+                    return Ok(false);
+                };
+                self.acknowledge(p, &file.bytes, &ar.id_acte).await?;
+                run.acknowledged += 1;
+            }
+            Return::Actes(ActesReturn::Anomaly(anomaly)) => {
+                let Some(p) = matching("actes", &anomaly.acte.numero_interne) else {
+                    return Ok(false);
+                };
+                self.close(
+                    p,
+                    "refused",
+                    json!({"nature": anomaly.nature, "detail": anomaly.detail}),
+                )
+                .await?;
+                run.refused += 1;
+            }
+            Return::Actes(_) => return Ok(false),
+            Return::Helios(acquit) => {
+                let Some(p) = acquit
+                    .file_name
+                    .as_deref()
+                    .and_then(|name| matching("helios", name))
+                else {
+                    return Ok(false);
+                };
+                if acquit.is_accepted() {
+                    self.acknowledge(p, &file.bytes, &format!("acquit:{}", p.reference))
+                        .await?;
+                    run.acknowledged += 1;
+                } else {
+                    let reasons: Vec<String> = acquit
+                        .refused()
+                        .flat_map(|e| e.errors.iter().filter_map(|r| r.label.clone()))
+                        .collect();
+                    self.close(p, "refused", json!({"reasons": reasons}))
+                        .await?;
+                    run.refused += 1;
+                }
+            }
+            Return::Seda(reply) => {
+                let Some(p) = matching("archive", &reply.message_request_identifier) else {
+                    return Ok(false);
+                };
+                let accepted = reply.outcome != ReplyOutcome::Rejected;
+                let comments = reply.comments.clone();
+                self.close(
+                    p,
+                    if accepted { "accepted" } else { "rejected" },
+                    json!({"reply": reply.message_identifier, "code": reply.reply_code, "comments": comments}),
+                )
+                .await?;
+                if accepted {
+                    run.accepted += 1;
+                } else {
+                    run.refused += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One pass over every send still waiting: asks S²LOW, reads the drop folders' inboxes,
+    /// reports acknowledgements to the engine and records refusals with their reasons.
+    pub async fn poll(&self) -> Result<PollRun> {
+        let mut run = PollRun::default();
+        let pending = self.pending().await?;
+        let mut inboxes: Vec<DropFolder> = Vec::new();
+        for p in &pending {
+            let Some(settings) = settings(&self.engine, p.tenant).await? else {
+                continue;
+            };
+            let transport = match p.kind.as_str() {
+                "actes" => settings.actes.map(|a| a.transport),
+                "helios" => settings.helios.map(|h| h.transport),
+                _ => settings
+                    .archive
+                    .map(|a| Transport::DropFolder(a.drop_folder)),
+            };
+            match (p.transport.as_str(), transport) {
+                ("s2low", Some(Transport::S2low(config))) => {
+                    match self.poll_s2low(p, &config).await {
+                        Ok(Some(true)) => run.acknowledged += 1,
+                        Ok(Some(false)) => run.refused += 1,
+                        Ok(None) | Err(Error::Transport(_)) => run.waiting += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+                (_, Some(Transport::DropFolder(folder))) => {
+                    if !inboxes.contains(&folder) {
+                        inboxes.push(folder);
+                    }
+                }
+                _ => run.waiting += 1,
+            }
+        }
+        for folder in inboxes {
+            let files = blocking({
+                let folder = folder.clone();
+                move || folder.returns()
+            })
+            .await?;
+            for file in files {
+                if self.take_return(&file, &pending, &mut run).await? {
+                    folder.done(&file)?;
+                }
+            }
+        }
+        Ok(run)
+    }
+}
+
+/// The archive already in `outbox` for the act numbered `number`, if any.
+fn archive_of(outbox: &Path, number: &str) -> Result<Option<String>> {
+    let entries = std::fs::read_dir(outbox).map_err(|e| Error::io(outbox, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(outbox, e))?.path();
+        let name = crate::paths::file_name(&path);
+        if name.ends_with(".tar.gz")
+            && !name.starts_with('.')
+            && read_archive(&path).is_ok_and(|a| a.acte.numero_interne == number)
+        {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+impl Transmitter for Connectors {
+    async fn transmit(
+        &self,
+        job: &Job,
+        channel: Channel,
+    ) -> std::result::Result<Receipt, DeliveryError> {
+        let payload: Payload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        if let Some(reference) = self
+            .recorded(payload.dossier, payload.step)
+            .await
+            .map_err(delivery)?
+        {
+            return Ok(Receipt { reference });
+        }
+        let settings = self.settings(job.tenant).await.map_err(delivery)?;
+        let sent = match channel {
+            Channel::Helios => {
+                let helios = settings.helios.ok_or_else(|| {
+                    DeliveryError::permanent("aucun connecteur Hélios n'est configuré")
+                })?;
+                self.send_helios(&helios, &payload).await
+            }
+            Channel::Actes => {
+                let actes = settings.actes.ok_or_else(|| {
+                    DeliveryError::permanent("aucun connecteur @ctes n'est configuré")
+                })?;
+                self.send_actes(job.tenant, &actes, &payload).await
+            }
+        }
+        .map_err(delivery)?;
+        self.record(job, &payload, sent).await.map_err(delivery)
+    }
+}
+
+impl Archiver for Connectors {
+    async fn archive(&self, job: &Job) -> std::result::Result<Receipt, DeliveryError> {
+        let payload: Payload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        if let Some(reference) = self
+            .recorded(payload.dossier, payload.step)
+            .await
+            .map_err(delivery)?
+        {
+            return Ok(Receipt { reference });
+        }
+        let sent = self
+            .deposit_archive(job, &payload)
+            .await
+            .map_err(delivery)?;
+        self.record(job, &payload, sent).await.map_err(delivery)
+    }
+}

@@ -1,0 +1,565 @@
+//! The engine's ports over real transports: an engine on SQLite runs `actes-deliberation` and
+//! `pes-bordereaux` dossiers through its outbox to the S²LOW double and to drop folders, polls
+//! the returns to `acknowledged`, deposits SEDA packages (validated against the SEDA 2.1 XSD)
+//! and reads their replies; a send cut off after S²LOW took it is retried without a duplicate.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seing_connectors::ports::Connectors;
+use seing_connectors::settings::store_settings;
+use seing_engine::Engine;
+use seing_engine::circuit::Channel;
+use seing_engine::clock::SystemClock;
+use seing_engine::docstore::DocumentStore;
+use seing_engine::ids::{DeskId, DossierId};
+use seing_engine::metadata::{MetaValue, Metadata};
+use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
+use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
+use seing_engine::ports::{Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
+use seing_engine::storage::Database;
+use seing_engine::workflow::DossierState;
+use seing_s2low_double::{Fault, Options, S2lowDouble};
+use serde_json::json;
+
+/// The outbox's other ports, out of this test's scope: webhooks are dropped, notifications fail.
+struct Elsewhere;
+
+impl WebhookSender for Elsewhere {
+    async fn deliver(&self, _job: &Job) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+impl Notifier for Elsewhere {
+    async fn notify(&self, _job: &Job) -> Result<Receipt, DeliveryError> {
+        Err(DeliveryError::permanent("hors du test"))
+    }
+}
+
+struct World {
+    engine: Engine,
+    dispatcher: Dispatcher<Connectors, Elsewhere, Connectors, Elsewhere>,
+    connectors: Connectors,
+    emitter: Actor,
+    dgs: Actor,
+    maire: Actor,
+    fin: Actor,
+    desks: BTreeMap<&'static str, DeskId>,
+    circuits: BTreeMap<&'static str, seing_engine::ids::CircuitId>,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(dir: tempfile::TempDir) -> World {
+    let db = Database::connect(&format!("sqlite:{}", dir.path().join("seing.db").display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let templates = seing_engine::circuit::Template::load_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows"),
+    )
+    .unwrap();
+    let engine = Engine::new(
+        db,
+        DocumentStore::new(dir.path().join("documents")),
+        Arc::new(SystemClock),
+        templates,
+    );
+    let (tenant, admin) = engine
+        .create_tenant(NewTenant {
+            name: "Commune de Démo".into(),
+            siren: "213500002".into(),
+            departement: "35".into(),
+            admin_login: "admin".into(),
+            admin_name: "Admin".into(),
+        })
+        .await
+        .unwrap();
+    let admin = Actor {
+        tenant: tenant.id,
+        user: admin.id,
+    };
+    let mut actors = BTreeMap::new();
+    let mut desks = BTreeMap::new();
+    for (desk, login) in [
+        ("dgs", "dgs"),
+        ("maire", "maire"),
+        ("finances", "fin"),
+        ("secretariat", "secr"),
+    ] {
+        let user = engine
+            .create_user(admin, login, login, false)
+            .await
+            .unwrap();
+        let d = engine
+            .create_desk(admin, desk, None, &[user.id])
+            .await
+            .unwrap();
+        desks.insert(desk, d.id);
+        actors.insert(
+            login,
+            Actor {
+                tenant: tenant.id,
+                user: user.id,
+            },
+        );
+    }
+    let mut circuits = BTreeMap::new();
+    for (template, roles) in [
+        ("actes-deliberation", [("dgs", "dgs"), ("maire", "maire")]),
+        (
+            "pes-bordereaux",
+            [("finances", "finances"), ("maire", "maire")],
+        ),
+    ] {
+        let roles = roles
+            .iter()
+            .map(|(k, d)| (k.to_string(), desks[d]))
+            .collect();
+        let c = engine
+            .create_circuit(admin, template, template, &roles)
+            .await
+            .unwrap();
+        circuits.insert(template, c.id);
+    }
+    let connectors = Connectors::new(engine.clone());
+    World {
+        dispatcher: Dispatcher {
+            engine: engine.clone(),
+            transmitter: connectors.clone(),
+            notifier: Elsewhere,
+            archiver: connectors.clone(),
+            webhooks: Elsewhere,
+        },
+        connectors,
+        emitter: actors["secr"],
+        dgs: actors["dgs"],
+        maire: actors["maire"],
+        fin: actors["fin"],
+        engine,
+        desks,
+        circuits,
+        _dir: dir,
+    }
+}
+
+fn doc(name: &str, bytes: &[u8]) -> NewDocument {
+    NewDocument {
+        name: name.into(),
+        media_type: "application/octet-stream".into(),
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn text(value: &str) -> MetaValue {
+    MetaValue::Text(value.into())
+}
+
+impl World {
+    async fn settings(&self, settings: serde_json::Value) {
+        store_settings(
+            &self.engine,
+            self.emitter.tenant,
+            &settings.to_string(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Runs the outbox until no job is due.
+    async fn deliver(&self) {
+        let policy = RetryPolicy {
+            base: time::Duration::milliseconds(1),
+            lease: time::Duration::milliseconds(200),
+            ..RetryPolicy::default()
+        };
+        for _ in 0..10 {
+            let run = self
+                .engine
+                .run_outbox_once(&self.dispatcher, &policy, 20)
+                .await
+                .unwrap();
+            if run.done + run.retried + run.failed == 0 {
+                return;
+            }
+        }
+    }
+
+    async fn state(&self, id: DossierId) -> DossierState {
+        self.engine.dossier(self.maire, id).await.unwrap().state
+    }
+
+    /// A délibération visaed by the DGS and signed by the mayor (signed PDF recorded).
+    async fn deliberation(&self, number: &str) -> DossierId {
+        let metadata: Metadata = [
+            ("nature", text("DE")),
+            ("classification", text("7.1")),
+            ("date_decision", text("2026-11-20")),
+            ("objet", text("Tarifs de l'eau")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let new = NewDossier {
+            circuit: self.circuits["actes-deliberation"],
+            emitter_desk: self.desks["secretariat"],
+            title: format!("Délibération {number}"),
+            main: doc("deliberation.pdf", b"%PDF-1.7 deliberation\n%%EOF\n"),
+            annexes: vec![doc("annexe.pdf", b"%PDF-1.7 annexe\n%%EOF\n")],
+            metadata,
+            chosen_desks: BTreeMap::new(),
+            deadline: None,
+        };
+        let d = self.engine.create_dossier(self.emitter, new).await.unwrap();
+        self.engine.submit(self.emitter, d.id, None).await.unwrap();
+        self.engine
+            .visa(self.dgs, d.id, ActionInput::default())
+            .await
+            .unwrap();
+        let input = ActionInput {
+            metadata: [("numero_acte".to_owned(), text(number))]
+                .into_iter()
+                .collect(),
+            ..ActionInput::default()
+        };
+        self.engine
+            .sign(
+                self.maire,
+                d.id,
+                input,
+                SignedOutput {
+                    documents: vec![doc(
+                        "deliberation.pdf",
+                        b"%PDF-1.7 deliberation signed\n%%EOF\n",
+                    )],
+                    signatures: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        d.id
+    }
+
+    /// A PES visaed by finance and signed by the mayor.
+    async fn pes(&self, name: &str, bytes: &[u8]) -> DossierId {
+        let new = NewDossier {
+            circuit: self.circuits["pes-bordereaux"],
+            emitter_desk: self.desks["finances"],
+            title: "Bordereaux de mandats".into(),
+            main: doc(name, bytes),
+            annexes: vec![],
+            metadata: Metadata::new(),
+            chosen_desks: BTreeMap::new(),
+            deadline: None,
+        };
+        let d = self.engine.create_dossier(self.fin, new).await.unwrap();
+        self.engine.submit(self.fin, d.id, None).await.unwrap();
+        self.engine
+            .visa(self.fin, d.id, ActionInput::default())
+            .await
+            .unwrap();
+        let mut signed = bytes.to_vec();
+        signed.extend_from_slice(b"<!-- signed -->");
+        self.engine
+            .sign(
+                self.maire,
+                d.id,
+                ActionInput::default(),
+                SignedOutput {
+                    documents: vec![doc(name, &signed)],
+                    signatures: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        d.id
+    }
+}
+
+fn s2low(double: &S2lowDouble) -> serde_json::Value {
+    json!({"kind": "s2low", "url": double.url(), "timeout_seconds": 2})
+}
+
+fn archive(dir: &Path) -> serde_json::Value {
+    json!({
+        "drop_folder": {"outbox": dir.join("sae/sortie"), "inbox": dir.join("sae/entree")},
+        "archival_agency": "AD35",
+        "transferring_agency": "MAIRIE-213500002",
+        "appraisal_rule": {"rule": "APP-DELIB", "final_action": "Keep"},
+        "access_rule": {"rule": "AR038"}
+    })
+}
+
+fn reply(message_id: &str, code: &str) -> String {
+    format!(
+        r#"<ArchiveTransferReply xmlns="fr:gouv:culture:archivesdefrance:seda:v2.1">
+  <Date>2026-11-30T09:00:00Z</Date><MessageIdentifier>ATR-{message_id}</MessageIdentifier><CodeListVersions/>
+  <ReplyCode>{code}</ReplyCode><MessageRequestIdentifier>{message_id}</MessageRequestIdentifier>
+  <ArchivalAgency><Identifier>AD35</Identifier></ArchivalAgency>
+  <TransferringAgency><Identifier>MAIRIE-213500002</Identifier></TransferringAgency>
+</ArchiveTransferReply>"#
+    )
+}
+
+async fn transmissions(engine: &Engine) -> Vec<(String, String, String)> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT kind, transport, state FROM connector_transmissions ORDER BY created_at, kind",
+    )
+    .fetch_all(engine.database().pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliberation_goes_through_s2low_to_acknowledged_then_archived() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let w = world(dir).await;
+    let double = S2lowDouble::start(Options::default());
+    w.settings(json!({
+        "actes": {"transport": s2low(&double), "arrondissement": "1",
+                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "archive": archive(&root),
+    }))
+    .await;
+
+    let id = w.deliberation("DEL_2026_007").await;
+    assert_eq!(w.state(id).await, DossierState::Finished);
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Transmitted);
+    let posted = double.actes();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].field("number"), Some("DEL_2026_007"));
+    assert_eq!(
+        posted[0].files[0].2,
+        b"%PDF-1.7 deliberation signed\n%%EOF\n"
+    );
+
+    // S²LOW moves one status per query: waiting, transmitted, acknowledged.
+    for _ in 0..2 {
+        let run = w.connectors.poll().await.unwrap();
+        assert_eq!(run.waiting, 1);
+    }
+    assert_eq!(w.connectors.poll().await.unwrap().acknowledged, 1);
+    // The archive step started: its job is in the outbox.
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Archived);
+
+    let message_id = format!("seing-{id}-3");
+    let manifest = root
+        .join("sae/sortie")
+        .join(&message_id)
+        .join("manifest.xml");
+    assert!(manifest.is_file());
+    if let (Some(specs), true) = (common::specs(), common::has_xmllint()) {
+        let seda = specs.join("seda21");
+        let (ok, out) = common::xmllint(
+            &seda.join("seda-2.1-main.xsd"),
+            &manifest,
+            Some(&seda.join("catalog.xml")),
+        );
+        assert!(ok, "{out}");
+    }
+    let content: Vec<String> = common::list(&manifest.parent().unwrap().join("content"));
+    assert_eq!(content.len(), 4, "{content:?}");
+    assert!(content.contains(&"journal-du-dossier.json".to_owned()));
+
+    std::fs::create_dir_all(root.join("sae/entree")).unwrap();
+    std::fs::write(root.join("sae/entree/reply.xml"), reply(&message_id, "OK")).unwrap();
+    assert_eq!(w.connectors.poll().await.unwrap().accepted, 1);
+    assert_eq!(
+        transmissions(&w.engine).await,
+        [
+            ("actes".into(), "s2low".into(), "acknowledged".into()),
+            ("archive".into(), "drop_folder".into(), "accepted".into())
+        ]
+    );
+    let journal = w
+        .engine
+        .connector_journal(w.emitter.tenant, id)
+        .await
+        .unwrap();
+    let acknowledged = journal.iter().find(|e| e.action == "acknowledged").unwrap();
+    assert!(
+        acknowledged
+            .detail
+            .contains("035-213500002-20261120-DEL_2026_007-DE"),
+        "{}",
+        acknowledged.detail
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pes_goes_through_a_drop_folder_to_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let w = world(dir).await;
+    w.settings(json!({
+        "helios": {"transport": {"kind": "drop_folder",
+            "outbox": root.join("helios/sortie"), "inbox": root.join("helios/entree")}},
+        "archive": archive(&root),
+    }))
+    .await;
+    let id = w.pes("PES_2026_01.xml", b"<PES_Aller/>").await;
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Transmitted);
+    let deposited = format!("{id}-PES_2026_01.xml");
+    assert_eq!(
+        std::fs::read(root.join("helios/sortie").join(&deposited)).unwrap(),
+        b"<PES_Aller/><!-- signed -->"
+    );
+    // Delivering the job again (as after a crash) neither deposits again nor fails.
+    let jobs = w.engine.dossier_jobs(w.emitter.tenant, id).await.unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.kind == seing_engine::outbox::JobKind::Transmission)
+        .unwrap();
+    let again = w.connectors.transmit(job, Channel::Helios).await.unwrap();
+    assert_eq!(again.reference, format!("drop_folder:{deposited}"));
+    assert_eq!(
+        common::list(&root.join("helios/sortie")),
+        std::slice::from_ref(&deposited)
+    );
+
+    assert_eq!(w.connectors.poll().await.unwrap(), Default::default());
+    std::fs::create_dir_all(root.join("helios/entree")).unwrap();
+    let acquit = format!(
+        r#"<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
+  <Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{deposited}"/></Parametres></Enveloppe>
+  <ACQUIT><ElementACQUIT><DomaineAck V="0"/><EtatAck V="1"/></ElementACQUIT></ACQUIT>
+</n:PES_ACQUIT>"#
+    );
+    std::fs::write(root.join("helios/entree/acquit.xml"), acquit).unwrap();
+    assert_eq!(w.connectors.poll().await.unwrap().acknowledged, 1);
+    assert_eq!(
+        common::list(&root.join("helios/entree/traites")),
+        ["acquit.xml"]
+    );
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Archived);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir).await;
+    let double = S2lowDouble::start(Options::default());
+    w.settings(json!({
+        "actes": {"transport": s2low(&double), "arrondissement": "1",
+                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "helios": {"transport": s2low(&double)},
+    }))
+    .await;
+    let id = w.deliberation("DEL_2026_008").await;
+
+    // The worker dies while S²LOW holds the answer: the act exists there, nothing is recorded.
+    double.inject("actes_transac_create", Fault::HoldAfterProcessing);
+    let policy = RetryPolicy {
+        lease: time::Duration::milliseconds(300),
+        ..RetryPolicy::default()
+    };
+    let worker = {
+        let engine = w.engine.clone();
+        let dispatcher = Dispatcher {
+            engine: w.engine.clone(),
+            transmitter: w.connectors.clone(),
+            notifier: Elsewhere,
+            archiver: w.connectors.clone(),
+            webhooks: Elsewhere,
+        };
+        tokio::spawn(async move { engine.run_outbox_once(&dispatcher, &policy, 20).await })
+    };
+    while double.held() == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    assert!(worker.await.is_err());
+    double.release();
+    assert_eq!(double.actes().len(), 1);
+    assert_eq!(w.state(id).await, DossierState::Finished);
+
+    // Once the lease runs out, the job is taken again: S²LOW refuses the repeated number and
+    // the first transaction is found again by it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Transmitted);
+    assert_eq!(double.actes().len(), 1);
+    let jobs = w.engine.dossier_jobs(w.emitter.tenant, id).await.unwrap();
+    let transmission = jobs
+        .iter()
+        .find(|j| j.kind == seing_engine::outbox::JobKind::Transmission)
+        .unwrap();
+    assert_eq!(transmission.attempts, 2);
+    let journal = w
+        .engine
+        .connector_journal(w.emitter.tenant, id)
+        .await
+        .unwrap();
+    let transmitted = journal.iter().find(|e| e.action == "transmitted").unwrap();
+    assert!(
+        transmitted.detail.contains("s2low:1"),
+        "{}",
+        transmitted.detail
+    );
+
+    // A PES whose answer was lost: the repeat is recognized by its hash.
+    let pes = w.pes("PES_2026_02.xml", b"<PES_Aller/>").await;
+    double.inject(
+        "helios_importer_fichier",
+        Fault::Delay(Duration::from_secs(4)),
+    );
+    w.deliver().await;
+    assert_eq!(double.helios().len(), 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.deliver().await;
+    assert_eq!(w.state(pes).await, DossierState::Transmitted);
+    assert_eq!(double.helios().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_settings_are_refused_and_unconfigured_jobs_fail_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir).await;
+    let bad = json!({
+        "actes": {"transport": {"kind": "drop_folder", "outbox": "relative", "inbox": "/tmp/x"},
+                  "arrondissement": "1", "nature_collectivite": "32", "email_retour": []},
+        "unknown": 1
+    });
+    let error = store_settings(
+        &w.engine,
+        w.emitter.tenant,
+        &bad.to_string(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, seing_connectors::Error::Invalid(_)),
+        "{error}"
+    );
+    let id = w.deliberation("DEL_2026_009").await;
+    w.deliver().await;
+    let jobs = w.engine.dossier_jobs(w.emitter.tenant, id).await.unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.kind == seing_engine::outbox::JobKind::Transmission)
+        .unwrap();
+    assert_eq!(job.status, seing_engine::outbox::JobStatus::Failed);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap()
+            .contains("aucun connecteur"),
+        "{:?}",
+        job.last_error
+    );
+}
