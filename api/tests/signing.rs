@@ -921,6 +921,51 @@ fn refusals(kind: Kind) {
             .all(|r| r["status"] == "signed"),
         "{results}"
     );
+    // The finance desk signs for the maire's desk while a delegation is active.
+    let now = time::OffsetDateTime::now_utc();
+    let desk = |name: &str| a.desks[name].parse().unwrap();
+    svc.rt
+        .block_on(svc.engine.create_delegation(
+            a.users["admin"],
+            desk("maire"),
+            desk("finances"),
+            now - time::Duration::hours(1),
+            now + time::Duration::days(1),
+            Vec::new(),
+        ))
+        .unwrap();
+    let (status, delegated) = batch(
+        &a.tokens["finances"],
+        &[&d[3]],
+        chain_of(pki, "elu-rsa2048"),
+    );
+    assert_eq!(status, 201, "{delegated}");
+    let results = http.expect(
+        200,
+        "POST",
+        &format!(
+            "/signature-batches/{}/signatures",
+            delegated["batch_id"].as_str().unwrap()
+        ),
+        &a.tokens["finances"],
+        Some(json!({"items": sign_items(&delegated, &software_key(pki, "elu-rsa2048"))})),
+    );
+    assert_eq!(results["results"][0]["status"], "signed", "{results}");
+    let journal = http.expect(
+        200,
+        "GET",
+        &format!("/dossiers/{}/journal", d[3]),
+        maire,
+        None,
+    );
+    let entries = journal.as_array().or(journal["items"].as_array()).unwrap();
+    let signed = entries.iter().find(|e| e["action"] == "sign").unwrap();
+    assert_eq!(
+        signed["on_behalf_of"],
+        a.desks["maire"].as_str(),
+        "{signed}"
+    );
+    assert_eq!(signed["desk"], a.desks["finances"].as_str(), "{signed}");
     // A signed dossier is no longer waiting for a signature.
     let (status, _) = batch(maire, &[&d[2]], chain_of(pki, "elu-rsa2048"));
     assert_eq!(status, 409);
