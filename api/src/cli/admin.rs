@@ -143,6 +143,15 @@ pub enum AdminCommand {
         #[arg(long)]
         chain: Option<std::path::PathBuf>,
     },
+    /// Set a tenant's connector settings (Actes, Hélios, archives) from a JSON file; every
+    /// problem is listed and nothing is changed when one is found.
+    SetConnectors {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// JSON file of the settings (see docs/connectors.md).
+        file: std::path::PathBuf,
+    },
     /// List a tenant's trust anchors, CRLs and server keys.
     ListSigning {
         /// SIREN of the tenant.
@@ -386,6 +395,25 @@ async fn execute(engine: &Engine, command: AdminCommand) -> anyhow::Result<()> {
                 imported += 1;
             }
             println!("{imported} circuit(s) imported");
+        }
+        AdminCommand::SetConnectors {
+            tenant: siren,
+            file,
+        } => {
+            let tenant = tenant(engine, &siren).await?;
+            let json = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let settings = seing_connectors::settings::store_settings(
+                engine,
+                tenant.id,
+                &json,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await?;
+            for folder in settings.folders() {
+                println!("folder: {}", folder.display());
+            }
+            println!("connector settings of {} saved", tenant.siren);
         }
         AdminCommand::AddTrustAnchor {
             tenant: siren,

@@ -2,6 +2,7 @@
 //! documents, with its OpenAPI document generated from the handlers.
 
 pub mod auth;
+pub mod connectors;
 pub mod directory;
 pub mod docs;
 pub mod dossiers;
@@ -92,6 +93,7 @@ pub struct ApiQuery<T>(pub T);
         (name = "directory", description = "Utilisateurs, bureaux, délégations, jetons"),
         (name = "circuits", description = "Modèles et circuits"),
         (name = "dossiers", description = "Dossiers, actions, documents, journal"),
+        (name = "connectors", description = "Connecteurs : @ctes, Hélios, archivage"),
         (name = "signing", description = "Signature en deux temps, clés du serveur, confiance, vérification"),
     )
 )]
@@ -153,6 +155,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(signing::server_keys, signing::add_server_key))
         .routes(routes!(signing::trust_anchors, signing::add_trust_anchors))
         .routes(routes!(signing::verify))
+        .routes(routes!(connectors::settings, connectors::set_settings))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

@@ -163,6 +163,23 @@ impl ApiError {
     }
 }
 
+impl From<seing_connectors::Error> for ApiError {
+    fn from(error: seing_connectors::Error) -> Self {
+        use seing_connectors::Error;
+        match error {
+            Error::Invalid(problems) => Self::Invalid {
+                field: problems
+                    .first()
+                    .map(|p| p.field.clone())
+                    .unwrap_or_default(),
+                reason: seing_connectors::Problem::join(&problems),
+            },
+            Error::Storage(_) | Error::Io { .. } => Self::Internal(error.to_string()),
+            other => Self::invalid("settings", other.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     /// The status and the detail shown to the client (server errors are logged, not shown).
     pub fn status_and_detail(&self) -> (StatusCode, String, Option<String>) {
