@@ -10,21 +10,26 @@ use serde::Deserialize;
 use seing_engine::signing::SigningSettings;
 
 use crate::http::ApiSettings;
+use crate::worker::WorkerSettings;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default data folder (SQLite file and documents), relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "seing-data";
 
-/// Default circuit templates folder: the `workflows/` folder of the source tree the binary
-/// was built from (deployments set `workflows_dir`).
-pub const DEFAULT_WORKFLOWS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows");
+/// Default pause of the outbox worker when no job is due, in milliseconds.
+pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
+/// Default delay before the first retry of a failed job, in milliseconds (doubling each time).
+pub const DEFAULT_WORKER_RETRY_BASE_MS: u64 = 10_000;
+/// Default time limit of one webhook delivery, in milliseconds.
+pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 10_000;
 
 /// Flags of `seing serve`; each may also come from its environment variable.
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, database_url, workflows_dir,
-    /// max_upload_bytes, login_max_failures, secure_cookies, signing_batch_ttl, tsa_url).
+    /// max_upload_bytes, login_max_failures, secure_cookies, signing_batch_ttl, tsa_url,
+    /// no_worker, worker_poll_ms, worker_retry_base_ms, webhook_timeout_ms).
     #[arg(long, env = "SEING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -36,7 +41,7 @@ pub struct ServeArgs {
     /// Database URL (`sqlite:…` or `postgres://…`) [default: SQLite file in the data folder].
     #[arg(long, env = "SEING_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Folder of the circuit templates (`*.toml`) [default: the workspace's `workflows/`].
+    /// Folder of the circuit templates (`*.toml`) [default: the templates built into seing].
     #[arg(long, env = "SEING_WORKFLOWS_DIR")]
     pub workflows_dir: Option<PathBuf>,
     /// Largest request body accepted, uploads included, in bytes [default: 52428800].
@@ -54,6 +59,20 @@ pub struct ServeArgs {
     /// RFC 3161 time-stamping service for signature steps at level B-T [default: none].
     #[arg(long, env = "SEING_TSA_URL")]
     pub tsa_url: Option<String>,
+    /// Do not deliver outbox jobs (webhooks, transmissions, archives) in this process: a
+    /// separate `seing worker` does.
+    #[arg(long, env = "SEING_NO_WORKER")]
+    pub no_worker: bool,
+    /// Pause of the outbox worker when no job is due, in milliseconds [default: 1000].
+    #[arg(long, env = "SEING_WORKER_POLL_MS")]
+    pub worker_poll_ms: Option<u64>,
+    /// Delay before the first retry of a failed job, doubled at each attempt up to one hour,
+    /// in milliseconds [default: 10000].
+    #[arg(long, env = "SEING_WORKER_RETRY_BASE_MS")]
+    pub worker_retry_base_ms: Option<u64>,
+    /// Time limit of one webhook delivery, in milliseconds [default: 10000].
+    #[arg(long, env = "SEING_WEBHOOK_TIMEOUT_MS")]
+    pub webhook_timeout_ms: Option<u64>,
     /// Seed a demo authority with users, desks, circuits and dossiers (idempotent).
     #[arg(long)]
     pub demo: bool,
@@ -72,6 +91,10 @@ struct FileConfig {
     secure_cookies: Option<bool>,
     signing_batch_ttl: Option<u64>,
     tsa_url: Option<String>,
+    no_worker: Option<bool>,
+    worker_poll_ms: Option<u64>,
+    worker_retry_base_ms: Option<u64>,
+    webhook_timeout_ms: Option<u64>,
 }
 
 /// The resolved configuration of the service.
@@ -84,11 +107,15 @@ pub struct ServeConfig {
     /// Database URL.
     pub database_url: String,
     /// Circuit templates folder.
-    pub workflows_dir: PathBuf,
+    pub workflows_dir: Option<PathBuf>,
     /// API settings (upload limit, login rate limit, cookies).
     pub api: ApiSettings,
     /// Signing settings (batch lifetime, TSA).
     pub signing: SigningSettings,
+    /// Run the outbox worker in the service's process.
+    pub worker: bool,
+    /// Settings of the outbox worker.
+    pub worker_settings: WorkerSettings,
     /// Seed the demo authority.
     pub demo: bool,
 }
@@ -112,10 +139,7 @@ impl ServeConfig {
             .database_url
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("seing.db").display()));
-        let workflows_dir = args
-            .workflows_dir
-            .or(file.workflows_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_WORKFLOWS_DIR));
+        let workflows_dir = args.workflows_dir.or(file.workflows_dir);
         let defaults = ApiSettings::default();
         let login_max_failures = args
             .login_max_failures
@@ -148,6 +172,33 @@ impl ServeConfig {
         if signing.batch_ttl.is_zero() {
             anyhow::bail!("signing_batch_ttl must be at least 1 second");
         }
+        let millis = |flag: Option<u64>, key: Option<u64>, default: u64, name: &str| {
+            let value = flag.or(key).unwrap_or(default);
+            if value == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
+            Ok(std::time::Duration::from_millis(value))
+        };
+        let worker_settings = WorkerSettings {
+            poll: millis(
+                args.worker_poll_ms,
+                file.worker_poll_ms,
+                DEFAULT_WORKER_POLL_MS,
+                "worker_poll_ms",
+            )?,
+            retry_base: millis(
+                args.worker_retry_base_ms,
+                file.worker_retry_base_ms,
+                DEFAULT_WORKER_RETRY_BASE_MS,
+                "worker_retry_base_ms",
+            )?,
+            webhook_timeout: millis(
+                args.webhook_timeout_ms,
+                file.webhook_timeout_ms,
+                DEFAULT_WEBHOOK_TIMEOUT_MS,
+                "webhook_timeout_ms",
+            )?,
+        };
         Ok(Self {
             listen,
             data_dir,
@@ -155,6 +206,8 @@ impl ServeConfig {
             workflows_dir,
             api,
             signing,
+            worker: !(args.no_worker || file.no_worker.unwrap_or(false)),
+            worker_settings,
             demo: args.demo,
         })
     }

@@ -11,3 +11,4 @@ pub mod demo;
 pub mod http;
 pub mod server;
 pub mod ui;
+pub mod worker;

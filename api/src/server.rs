@@ -36,15 +36,42 @@ pub async fn open_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
     let documents = config.data_dir.join("documents");
     std::fs::create_dir_all(&documents)
         .with_context(|| format!("cannot create data folder {}", config.data_dir.display()))?;
-    Ok(
-        Engine::open(&config.database_url, &documents, &config.workflows_dir)
-            .await
-            .with_context(|| format!("cannot open database {}", config.database_url))?
-            .with_signing_settings(config.signing.clone()),
+    Ok(Engine::open(
+        &config.database_url,
+        &documents,
+        config.workflows_dir.as_deref(),
     )
+    .await
+    .with_context(|| format!("cannot open database {}", config.database_url))?
+    .with_signing_settings(config.signing.clone()))
 }
 
-/// Creates the data folder, opens the database, seeds the demo if asked and serves until Ctrl-C.
+/// Completes on Ctrl-C or, on Unix, SIGTERM (what service managers send to stop a process).
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Creates the data folder, opens the database, seeds the demo if asked, starts the outbox
+/// worker (unless disabled) and serves until Ctrl-C or SIGTERM; then the server finishes its
+/// requests and the worker its current pass.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let engine = open_engine(&config).await?;
     if config.demo {
@@ -58,18 +85,44 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         address = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
         backend = database.backend(),
+        worker = config.worker,
         "seing is serving"
     );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = config.worker.then(|| {
+        let mut stopped = stopped;
+        tokio::spawn(crate::worker::run(
+            engine.clone(),
+            config.worker_settings,
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ))
+    });
     let api = Arc::new(ApiState {
         engine,
         settings: config.api.clone(),
     });
     let app = router(Arc::new(AppState { database }), api);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop_signal())
+        .await;
+    let _ = stop.send(true);
+    if let Some(worker) = worker {
+        worker.await.context("outbox worker")?;
+    }
+    served?;
+    Ok(())
+}
+
+/// Runs the outbox worker alone (`seing worker`) until Ctrl-C or SIGTERM.
+pub async fn work(config: ServeConfig) -> anyhow::Result<()> {
+    let engine = open_engine(&config).await?;
+    tracing::info!(
+        backend = engine.database().backend(),
+        "seing worker is running"
+    );
+    crate::worker::run(engine, config.worker_settings, stop_signal()).await;
     Ok(())
 }
 

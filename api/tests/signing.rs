@@ -1016,7 +1016,7 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
     )
     .unwrap();
     let (a, key_id, seal_id, seal_circuit) = rt.block_on(async {
-        let engine = Engine::open(&url, &data.join("documents"), &workflows)
+        let engine = Engine::open(&url, &data.join("documents"), Some(&workflows))
             .await
             .unwrap();
         let a = world(&engine, SIREN_A).await;

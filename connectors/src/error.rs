@@ -40,6 +40,9 @@ pub enum Error {
     /// The output file exists already; nothing is overwritten.
     #[error("{} existe déjà", .0.display())]
     Exists(PathBuf),
+    /// A webhook delivery's `Seing-Signature` does not check out.
+    #[error("signature de webhook refusée : {0}")]
+    WebhookSignature(&'static str),
 }
 
 /// Result with the crate's [`Error`].

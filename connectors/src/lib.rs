@@ -11,6 +11,7 @@
 //!
 //! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]);
 //! the engine's ports over them ([`ports`]), configured per tenant ([`settings`]).
+//! [`webhooks`] delivers the engine's webhook events over HTTP, signed with HMAC-SHA256.
 
 pub mod actes;
 mod dates;
@@ -23,6 +24,7 @@ mod problem;
 pub mod s2low;
 pub mod seda;
 pub mod settings;
+pub mod webhooks;
 mod xml;
 
 pub use error::{Error, Result};

@@ -64,7 +64,8 @@ fn unique_violation(error: sqlx::Error, field: &str) -> EngineError {
 }
 
 impl Engine {
-    async fn require_admin(
+    /// Checks that `actor` is an administrator of its tenant.
+    pub(crate) async fn require_admin(
         &self,
         conn: &mut sqlx::AnyConnection,
         actor: Actor,

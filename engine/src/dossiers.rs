@@ -21,6 +21,7 @@ use crate::model::{
     NewDocument, NewDossier, Opinion, Page, SignedOutput, Visibility,
 };
 use crate::outbox::{self, JobKind};
+use crate::webhooks::{self, WebhookEvent};
 use crate::workflow::{Advance, ConnectorEvent, DossierState, Progress, resolve_steps};
 
 /// A dossier at a signature or seal step, as a signature batch sees it.
@@ -234,11 +235,31 @@ fn connector_job(
     ))
 }
 
-fn webhook(stored: &Stored, event: &str) -> (JobKind, serde_json::Value, String) {
+/// A webhook event of `stored` after the change being saved; `extra` (an object) adds the
+/// event's own fields. `save` turns it into one job per subscription that takes it.
+fn webhook(
+    stored: &Stored,
+    event: WebhookEvent,
+    extra: serde_json::Value,
+) -> (JobKind, serde_json::Value, String) {
+    let mut payload = json!({
+        "event": event.as_str(),
+        "dossier": {
+            "id": stored.id,
+            "title": stored.title,
+            "circuit": stored.circuit,
+            "state": stored.progress.state,
+            "current_step": stored.progress.current_step,
+            "version": stored.version + 1,
+        },
+    });
+    if let (Some(body), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        body.extend(extra);
+    }
     (
         JobKind::Webhook,
-        json!({"event": event, "dossier": stored.id, "state": stored.progress.state, "step": stored.progress.current_step}),
-        format!("{}:{event}:{}", stored.id, stored.version + 1),
+        payload,
+        format!("{}:{}:{}", stored.id, event.as_str(), stored.version + 1),
     )
 }
 
@@ -328,16 +349,31 @@ impl Engine {
             ));
         }
         for (kind, payload, key) in &change.jobs {
-            outbox::enqueue(
-                conn,
-                stored.tenant,
-                Some(stored.id),
-                *kind,
-                payload,
-                key,
-                now,
-            )
-            .await?;
+            match kind {
+                JobKind::Webhook => {
+                    webhooks::enqueue_event(
+                        conn,
+                        stored.tenant,
+                        Some(stored.id),
+                        payload,
+                        key,
+                        now,
+                    )
+                    .await?;
+                }
+                _ => {
+                    outbox::enqueue(
+                        conn,
+                        stored.tenant,
+                        Some(stored.id),
+                        *kind,
+                        payload,
+                        key,
+                        now,
+                    )
+                    .await?;
+                }
+            }
         }
         stored.version += 1;
         stored.updated_at = now;
@@ -540,7 +576,7 @@ impl Engine {
             acting: Some(acting),
             user: Some(user.id),
             detail: json!({"title": stored.title, "circuit": circuit.name, "documents": hashes}),
-            jobs: Vec::new(),
+            jobs: vec![webhook(&stored, WebhookEvent::DossierCreated, json!({}))],
         };
         self.save(&mut tx, &mut stored, change, now).await?;
         tx.commit().await?;
@@ -611,7 +647,7 @@ impl Engine {
         )?;
         let advance = stored.progress.submit(steps);
         let docs = Self::load_documents(&mut tx, stored.id).await?;
-        let mut jobs = vec![webhook(&stored, "dossier.submitted")];
+        let mut jobs = vec![webhook(&stored, WebhookEvent::DossierSubmitted, json!({}))];
         if let Advance::Done(Some(step)) = advance {
             jobs.extend(connector_job(&stored, step, &docs));
         }
@@ -777,6 +813,20 @@ impl Engine {
             .await?;
         }
         let mut jobs = Vec::new();
+        if !matches!(advance, Advance::Waiting) {
+            let completed = json!({
+                "step": {"index": step_index, "action": step.action, "desk": acting.desk},
+                "documents": documents,
+            });
+            jobs.push(webhook(
+                &stored,
+                WebhookEvent::StepCompleted,
+                completed.clone(),
+            ));
+            if verb != StepVerb::Visa {
+                jobs.push(webhook(&stored, WebhookEvent::DossierSigned, completed));
+            }
+        }
         stored.undo = Some(UndoPoint {
             user: user.id,
             desk: acting.desk,
@@ -785,7 +835,7 @@ impl Engine {
             documents: documents.iter().map(|d| d.id.clone()).collect(),
         });
         if let Advance::Done(next) = advance {
-            jobs.push(webhook(&stored, "dossier.finished"));
+            jobs.push(webhook(&stored, WebhookEvent::DossierFinished, json!({})));
             if let Some(k) = next {
                 // A connector takes over: the action can no longer be taken back.
                 stored.undo = None;
@@ -829,6 +879,7 @@ impl Engine {
                 "seul un dossier en cours peut être rejeté",
             ));
         }
+        let step_index = stored.progress.current_step;
         let step = stored
             .progress
             .current()
@@ -867,7 +918,11 @@ impl Engine {
             acting: Some(acting),
             user: Some(user.id),
             detail: json!({"step": stored.progress.current_step, "reason": reason}),
-            jobs: vec![webhook(&stored, "dossier.rejected")],
+            jobs: vec![webhook(
+                &stored,
+                WebhookEvent::DossierRejected,
+                json!({"step": {"index": step_index, "action": step.action, "desk": acting.desk}, "reason": reason}),
+            )],
         };
         self.save(&mut tx, &mut stored, change, now).await?;
         tx.commit().await?;
@@ -908,7 +963,11 @@ impl Engine {
             }),
             user: Some(user.id),
             detail: json!({"step": step, "removed_documents": point.documents}),
-            jobs: vec![webhook(&stored, "dossier.undone")],
+            jobs: vec![webhook(
+                &stored,
+                WebhookEvent::DossierUndone,
+                json!({"step": {"index": step}}),
+            )],
         };
         self.save(&mut tx, &mut stored, change, now).await?;
         tx.commit().await?;
@@ -975,7 +1034,7 @@ impl Engine {
         stored.undo = None;
         let mut jobs = Vec::new();
         if let Advance::Done(next) = advance {
-            jobs.push(webhook(&stored, "dossier.finished"));
+            jobs.push(webhook(&stored, WebhookEvent::DossierFinished, json!({})));
             if let Some(k) = next {
                 let docs = Self::load_documents(&mut tx, stored.id).await?;
                 jobs.extend(connector_job(&stored, k, &docs));
@@ -1110,12 +1169,16 @@ impl Engine {
         let mut stored = self.load_dossier(&mut tx, tenant, id, true).await?;
         let step = stored.progress.current_step;
         let next = stored.progress.connector_event(event)?;
-        let event_name = match event {
-            ConnectorEvent::Transmitted => "transmitted",
-            ConnectorEvent::Acknowledged => "acknowledged",
-            ConnectorEvent::Archived => "archived",
+        let (event_name, webhook_event) = match event {
+            ConnectorEvent::Transmitted => ("transmitted", WebhookEvent::DossierTransmitted),
+            ConnectorEvent::Acknowledged => ("acknowledged", WebhookEvent::DossierAcknowledged),
+            ConnectorEvent::Archived => ("archived", WebhookEvent::DossierArchived),
         };
-        let mut jobs = vec![webhook(&stored, &format!("dossier.{event_name}"))];
+        let mut jobs = vec![webhook(
+            &stored,
+            webhook_event,
+            json!({"step": {"index": step}, "reference": reference}),
+        )];
         if let Some(k) = next {
             let docs = Self::load_documents(&mut tx, stored.id).await?;
             jobs.extend(connector_job(&stored, k, &docs));

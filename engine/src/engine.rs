@@ -16,6 +16,43 @@ use crate::ids::{CircuitId, DeskId, TenantId, UserId};
 use crate::model::Actor;
 use crate::storage::Database;
 
+/// The circuit templates of the source tree's `workflows/`, compiled in so that the binary works
+/// from any directory.
+const SHIPPED_TEMPLATES: [(&str, &str); 6] = [
+    (
+        "actes-deliberation",
+        include_str!("../../workflows/actes-deliberation.toml"),
+    ),
+    ("conges", include_str!("../../workflows/conges.toml")),
+    (
+        "frais-deplacement",
+        include_str!("../../workflows/frais-deplacement.toml"),
+    ),
+    (
+        "marches-notification",
+        include_str!("../../workflows/marches-notification.toml"),
+    ),
+    (
+        "pes-bordereaux",
+        include_str!("../../workflows/pes-bordereaux.toml"),
+    ),
+    (
+        "visa-signature",
+        include_str!("../../workflows/visa-signature.toml"),
+    ),
+];
+
+/// The circuit templates compiled into the binary (the source tree's `workflows/`), by name.
+pub fn shipped_templates() -> EngineResult<BTreeMap<String, Template>> {
+    SHIPPED_TEMPLATES
+        .iter()
+        .map(|(name, text)| {
+            let file = format!("workflows/{name}.toml");
+            Ok(((*name).to_owned(), Template::parse(&file, name, text)?))
+        })
+        .collect()
+}
+
 /// The parapheur engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -63,14 +100,17 @@ impl Engine {
     }
 
     /// Connects to `database_url`, applies the migrations, loads the templates of
-    /// `workflows_dir` (a broken one is an error naming its file and field) and uses
-    /// `documents_dir` as the document store.
+    /// `workflows_dir` (a broken one is an error naming its file and field; none: the shipped
+    /// templates) and uses `documents_dir` as the document store.
     pub async fn open(
         database_url: &str,
         documents_dir: &Path,
-        workflows_dir: &Path,
+        workflows_dir: Option<&Path>,
     ) -> EngineResult<Self> {
-        let templates = Template::load_dir(workflows_dir)?;
+        let templates = match workflows_dir {
+            Some(dir) => Template::load_dir(dir)?,
+            None => shipped_templates()?,
+        };
         let db = Database::connect(database_url).await?;
         db.migrate().await?;
         Ok(Self::new(
@@ -242,4 +282,21 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> EngineResult<String> {
 /// Formats a time for storage (re-exported for the modules of the service).
 pub(crate) fn db_time(at: OffsetDateTime) -> String {
     format_time(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_templates_are_those_of_the_workflows_folder() {
+        let folder =
+            Template::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows"))
+                .unwrap();
+        assert_eq!(
+            shipped_templates().unwrap(),
+            folder,
+            "a template added to workflows/ must be added to SHIPPED_TEMPLATES"
+        );
+    }
 }

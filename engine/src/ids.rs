@@ -68,4 +68,6 @@ id_type!(
     ServerKeyId,
     /// Identifies an entry of a tenant's trust store (CA certificate or CRL).
     TrustAnchorId,
+    /// Identifies a webhook subscription.
+    WebhookId,
 );

@@ -24,6 +24,7 @@ pub mod outbox;
 pub mod ports;
 pub mod signing;
 pub mod storage;
+pub mod webhooks;
 pub mod workflow;
 
 pub use engine::Engine;

@@ -139,6 +139,18 @@ async fn parallel_actions_keep_the_journal_chained(h: &Harness) {
 async fn workers_never_take_the_same_job(h: &Harness) {
     let e = &h.engine;
     let w = world(e, "732829320").await;
+    // One webhook job per submission.
+    e.create_webhook(
+        w.admin,
+        seing_engine::webhooks::NewWebhook {
+            url: "https://erp.example/hooks".into(),
+            events: vec![seing_engine::webhooks::WebhookEvent::DossierSubmitted],
+            secret: "un-secret-assez-long".into(),
+            active: true,
+        },
+    )
+    .await
+    .unwrap();
     for _ in 0..10 {
         w.submitted(e, "conges", "agent", "agent", Metadata::new())
             .await;

@@ -10,11 +10,13 @@ use common::{Harness, doc, meta, signed, world};
 use seing_engine::EngineError;
 use seing_engine::circuit::Channel;
 use seing_engine::clock::Clock;
+use seing_engine::ids::WebhookId;
 use seing_engine::journal;
 use seing_engine::metadata::{MetaValue, Metadata};
-use seing_engine::model::{ActionInput, DocumentRole, InboxReason, NewTenant, Visibility};
+use seing_engine::model::{ActionInput, Actor, DocumentRole, InboxReason, NewTenant, Visibility};
 use seing_engine::outbox::{DeliveryError, Job, JobKind, JobStatus, RetryPolicy};
 use seing_engine::ports::{Archiver, Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
+use seing_engine::webhooks::{NewWebhook, WebhookEvent};
 use seing_engine::workflow::{ConnectorEvent, DossierState};
 
 fn input() -> ActionInput {
@@ -65,10 +67,27 @@ impl WebhookSender for &Recorder {
     async fn deliver(&self, job: &Job) -> Result<(), DeliveryError> {
         self.push(format!(
             "webhook {}",
-            job.payload["event"].as_str().unwrap_or("?")
+            job.payload["body"]["event"].as_str().unwrap_or("?")
         ));
         Ok(())
     }
+}
+
+/// Subscribes the tenant of `admin` to `events` (empty: every event).
+async fn subscribe(h: &Harness, admin: Actor, events: &[WebhookEvent]) -> WebhookId {
+    h.engine
+        .create_webhook(
+            admin,
+            NewWebhook {
+                url: "https://erp.example/hooks".into(),
+                events: events.to_vec(),
+                secret: "un-secret-assez-long".into(),
+                active: true,
+            },
+        )
+        .await
+        .unwrap()
+        .id
 }
 
 async fn run_outbox(h: &Harness, recorder: &Recorder) {
@@ -96,6 +115,7 @@ async fn assert_journal_intact(h: &Harness) {
 async fn pes_bordereaux(h: &Harness) {
     let e = &h.engine;
     let w = world(e, "732829320").await;
+    subscribe(h, w.admin, &[]).await;
     let id = w
         .submitted(e, "pes-bordereaux", "finances", "fin", Metadata::new())
         .await;
@@ -768,6 +788,7 @@ async fn outbox_retries_with_backoff(h: &Harness) {
     }
     let e = &h.engine;
     let w = world(e, "732829320").await;
+    subscribe(h, w.admin, &[WebhookEvent::DossierSubmitted]).await;
     let id = w
         .submitted(e, "conges", "agent", "agent", Metadata::new())
         .await;
@@ -890,6 +911,7 @@ async fn seal_then_archive(h: &Harness) {
 async fn outbox_worker_runs_until_shutdown(h: &Harness) {
     let e = &h.engine;
     let w = world(e, "732829320").await;
+    subscribe(h, w.admin, &[WebhookEvent::DossierSubmitted]).await;
     let id = w
         .submitted(e, "conges", "agent", "agent", Metadata::new())
         .await;
@@ -927,7 +949,97 @@ async fn outbox_worker_runs_until_shutdown(h: &Harness) {
     assert_eq!(recorder.all(), ["webhook dossier.submitted"]);
 }
 
+async fn webhook_events_per_subscription(h: &Harness) {
+    let e = &h.engine;
+    let w = world(e, "732829320").await;
+    let other = world(e, "552100554").await;
+    let every = subscribe(h, w.admin, &[]).await;
+    let signed_only = subscribe(h, w.admin, &[WebhookEvent::DossierSigned]).await;
+    let deleted = subscribe(h, w.admin, &[]).await;
+    subscribe(h, other.admin, &[]).await;
+    // Only tenant administrators manage subscriptions; a foreign id is not found.
+    assert!(matches!(
+        e.webhooks(w.users["fin"]).await,
+        Err(EngineError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        e.delete_webhook(other.admin, every).await,
+        Err(EngineError::NotFound { .. })
+    ));
+    e.delete_webhook(w.admin, deleted).await.unwrap();
+    assert_eq!(
+        e.webhook_target(w.admin.tenant, deleted).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        e.webhooks(w.admin)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>(),
+        [every, signed_only]
+    );
+    let id = w
+        .submitted(e, "visa-signature", "finances", "fin", Metadata::new())
+        .await;
+    e.visa(w.users["fin"], id, input()).await.unwrap();
+    e.sign(w.users["maire"], id, input(), signed(b"%PDF signed"))
+        .await
+        .unwrap();
+    let jobs = e.dossier_jobs(w.admin.tenant, id).await.unwrap();
+    let deliveries: Vec<(String, String)> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::Webhook)
+        .map(|j| {
+            let to = j.payload["subscription"].as_str().unwrap().to_owned();
+            let event = j.payload["body"]["event"].as_str().unwrap().to_owned();
+            (
+                if to == every.to_string() {
+                    "every"
+                } else {
+                    "signed"
+                }
+                .to_owned(),
+                event,
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = [
+        ("every", "dossier.created"),
+        ("every", "dossier.submitted"),
+        ("every", "step.completed"),
+        ("every", "step.completed"),
+        ("every", "dossier.signed"),
+        ("signed", "dossier.signed"),
+        ("every", "dossier.finished"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    let mut sorted = deliveries.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{deliveries:?}");
+    let signed_event = jobs
+        .iter()
+        .find(|j| j.payload["body"]["event"] == "dossier.signed")
+        .unwrap();
+    let body = &signed_event.payload["body"];
+    assert_eq!(body["tenant"], w.admin.tenant.to_string());
+    assert_eq!(body["dossier"]["id"], id.to_string());
+    assert_eq!(body["dossier"]["state"], "finished");
+    assert_eq!(body["step"]["index"], 1);
+    assert_eq!(body["step"]["action"], "signature");
+    assert_eq!(body["step"]["desk"], w.desks["maire"].to_string());
+    assert_eq!(body["documents"][0]["role"], "signed");
+    assert!(body["occurred_at"].as_str().unwrap().ends_with('Z'));
+    // Nothing of this dossier went to the other tenant's subscription.
+    assert!(jobs.iter().all(|j| j.tenant == w.admin.tenant));
+}
+
 both_backends! {
+    webhook_events_per_subscription => super::webhook_events_per_subscription;
     outbox_worker_runs_until_shutdown => super::outbox_worker_runs_until_shutdown;
     seal_then_archive => super::seal_then_archive;
     pes_bordereaux_end_to_end => super::pes_bordereaux;
@@ -950,7 +1062,7 @@ async fn open_migrates_once_and_loads_the_templates() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("seing.db").display());
     let docs = dir.path().join("documents");
-    let engine = seing_engine::Engine::open(&url, &docs, &common::workflows_dir())
+    let engine = seing_engine::Engine::open(&url, &docs, Some(&common::workflows_dir()))
         .await
         .unwrap();
     assert_eq!(engine.templates().len(), 6);
@@ -966,11 +1078,11 @@ async fn open_migrates_once_and_loads_the_templates() {
         .unwrap();
     engine.database().close().await;
     // Opening again keeps the data and applies no migration twice.
-    let again = seing_engine::Engine::open(&url, &docs, &common::workflows_dir())
-        .await
-        .unwrap();
+    // Without a templates folder, the templates compiled into the binary are used.
+    let again = seing_engine::Engine::open(&url, &docs, None).await.unwrap();
+    assert_eq!(again.templates().len(), 6);
     assert_eq!(again.tenant(tenant.id).await.unwrap().departement, "2A");
-    let bad = seing_engine::Engine::open("mysql://x", &docs, &common::workflows_dir())
+    let bad = seing_engine::Engine::open("mysql://x", &docs, Some(&common::workflows_dir()))
         .await
         .unwrap_err();
     assert!(

@@ -1,6 +1,6 @@
 //! `seing admin`: the operator's commands on the service's database (same configuration as
 //! `seing serve`): create a tenant, a user, a desk, an API token; import circuit templates;
-//! the signing trust store and server keys.
+//! the signing trust store and server keys; webhook subscriptions.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -9,12 +9,13 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use seing_engine::Engine;
 use seing_engine::access::Role;
-use seing_engine::ids::DeskId;
+use seing_engine::ids::{DeskId, WebhookId};
 use seing_engine::model::{Actor, NewTenant, Tenant};
 use seing_engine::signing::{KeyUsage, NewServerKey};
+use seing_engine::webhooks::NewWebhook;
 
 use crate::config::{ServeArgs, ServeConfig};
-use crate::http::auth;
+use crate::http::{auth, webhooks};
 
 /// Arguments of `seing admin`.
 #[derive(Debug, Args)]
@@ -157,6 +158,47 @@ pub enum AdminCommand {
         /// SIREN of the tenant.
         #[arg(long)]
         tenant: String,
+    },
+    /// Webhook subscriptions of a tenant: create (prints the secret once), list, delete.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+/// The subcommands of `seing admin webhook`.
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Subscribe a URL to events of the tenant's dossiers.
+    Create {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Where events are POSTed.
+        #[arg(long)]
+        url: String,
+        /// An event to receive (repeat; default: every event): dossier.created, step.completed,
+        /// dossier.signed, dossier.rejected, dossier.finished, …
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// The HMAC-SHA256 secret (default: a generated one, printed once).
+        #[arg(long, env = "SEING_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Create it inactive (it receives nothing).
+        #[arg(long)]
+        inactive: bool,
+    },
+    /// List the tenant's subscriptions (secrets are never shown).
+    List {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete a subscription; deliveries not yet made are dropped.
+    Delete {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Id of the subscription.
+        id: WebhookId,
     },
 }
 
@@ -470,6 +512,68 @@ async fn execute(engine: &Engine, command: AdminCommand) -> anyhow::Result<()> {
             for key in engine.server_keys(by).await? {
                 println!("key\t{}\t{}\t{:?}", key.id, key.label, key.usage);
             }
+        }
+        AdminCommand::Webhook(command) => webhook(engine, command).await?,
+    }
+    Ok(())
+}
+
+async fn webhook(engine: &Engine, command: WebhookCommand) -> anyhow::Result<()> {
+    match command {
+        WebhookCommand::Create {
+            tenant: siren,
+            url,
+            events,
+            secret,
+            inactive,
+        } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            let events = webhooks::parse_events(&events)?;
+            let (secret, generated) = match secret {
+                Some(s) => (s, false),
+                None => (webhooks::new_webhook_secret()?, true),
+            };
+            let webhook = engine
+                .create_webhook(
+                    by,
+                    NewWebhook {
+                        url,
+                        events,
+                        secret: secret.clone(),
+                        active: !inactive,
+                    },
+                )
+                .await?;
+            println!("webhook {} created for {}", webhook.id, webhook.url);
+            if generated {
+                println!("its secret, shown once:");
+                println!("{secret}");
+            }
+        }
+        WebhookCommand::List { tenant: siren } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            for webhook in engine.webhooks(by).await? {
+                let events: Vec<&str> = webhook.events.iter().map(|e| e.as_str()).collect();
+                println!(
+                    "{} {} {} [{}]",
+                    webhook.id,
+                    if webhook.active { "active" } else { "inactive" },
+                    webhook.url,
+                    if events.is_empty() {
+                        "every event".to_owned()
+                    } else {
+                        events.join(", ")
+                    }
+                );
+            }
+        }
+        WebhookCommand::Delete { tenant: siren, id } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            engine.delete_webhook(by, id).await?;
+            println!("webhook {id} deleted");
         }
     }
     Ok(())

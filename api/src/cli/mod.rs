@@ -28,8 +28,10 @@ pub struct Cli {
 /// The subcommands of `seing`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP service (REST API and web UI).
+    /// Run the HTTP service (REST API and web UI) and, unless `--no-worker`, the outbox worker.
     Serve(ServeArgs),
+    /// Run only the outbox worker (webhooks, transmissions, archives) on the service's database.
+    Worker(ServeArgs),
     /// Operator commands: create tenants, users, desks, API tokens; import circuit templates.
     Admin(admin::AdminArgs),
     /// The audit journal: verify its hash chain.
@@ -58,6 +60,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             init_tracing();
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(crate::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Worker(args) => {
+            let config = ServeConfig::resolve(args)?;
+            init_tracing();
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(crate::server::work(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(args) => admin::run(args),

@@ -10,6 +10,7 @@ pub mod problem;
 pub mod session;
 pub mod signing;
 pub mod tenants;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -95,6 +96,7 @@ pub struct ApiQuery<T>(pub T);
         (name = "dossiers", description = "Dossiers, actions, documents, journal"),
         (name = "connectors", description = "Connecteurs : @ctes, Hélios, archivage"),
         (name = "signing", description = "Signature en deux temps, clés du serveur, confiance, vérification"),
+        (name = "webhooks", description = "Abonnements aux événements des dossiers"),
     )
 )]
 struct ApiDoc;
@@ -156,6 +158,8 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(signing::trust_anchors, signing::add_trust_anchors))
         .routes(routes!(signing::verify))
         .routes(routes!(connectors::settings, connectors::set_settings))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::delete))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.
