@@ -143,6 +143,23 @@ fn serve_answers_healthz_on_postgresql() {
         eprintln!("skipped: PostgreSQL is not reachable at {url}");
         return;
     }
+    // A schema of its own: the database may hold other tests' schemas and migrations.
+    let schema = format!("serve_{}", uuid::Uuid::new_v4().simple());
+    let admin = |sql: String| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let db = seing_engine::storage::Database::connect(&url)
+                .await
+                .unwrap();
+            sqlx::Executor::execute(db.pool(), sqlx::AssertSqlSafe(sql))
+                .await
+                .unwrap();
+            db.close().await;
+        });
+    };
+    admin(format!("CREATE SCHEMA {schema}"));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let schema_url = format!("{url}{separator}options[search_path]={schema}");
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
@@ -154,12 +171,133 @@ fn serve_answers_healthz_on_postgresql() {
             "--data-dir",
             dir.path().to_str().unwrap(),
             "--database-url",
-            &url,
+            &schema_url,
         ],
         &[],
     );
     let response = wait_for_health(&mut server, port);
+    drop(server);
+    admin(format!("DROP SCHEMA {schema} CASCADE"));
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"backend\":\"postgres\""), "{response}");
     assert!(!dir.path().join("seing.db").exists());
+}
+
+/// Runs `seing ARGS` in `cwd` and returns its standard output; fails with its standard error.
+fn seing_in(cwd: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .current_dir(cwd)
+        .args(args)
+        .env("SEING_ADMIN_PASSWORD", "mot-de-passe-solide")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "seing {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_circuit_templates_are_built_in_and_serve_runs_from_any_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    seing_in(
+        cwd.path(),
+        &[
+            "admin",
+            "create-tenant",
+            "--name",
+            "Commune",
+            "--siren",
+            "213500002",
+            "--departement",
+            "35",
+        ],
+    );
+    seing_in(
+        cwd.path(),
+        &[
+            "admin",
+            "create-desk",
+            "--tenant",
+            "213500002",
+            "--name",
+            "Maire",
+        ],
+    );
+    let imported = seing_in(
+        cwd.path(),
+        &[
+            "admin",
+            "import-circuits",
+            "--tenant",
+            "213500002",
+            "--role",
+            "viseur=Maire",
+            "--role",
+            "signataire=Maire",
+            "--template",
+            "visa-signature",
+        ],
+    );
+    assert!(imported.contains("1 circuit(s) imported"), "{imported}");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .current_dir(cwd.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let response = wait_for_health(&mut server, port);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(cwd.path().join("seing-data/seing.db").is_file());
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("seing.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{file_port}\"\ndata_dir = \"{}\"\nno_worker = true\n",
+            dir.path().join("from-file").display()
+        ),
+    )
+    .unwrap();
+    let env_listen = format!("127.0.0.1:{env_port}");
+    let env_data = dir.path().join("from-env");
+    let flag_listen = format!("127.0.0.1:{flag_port}");
+    let mut server = start(
+        &["serve", "--listen", &flag_listen],
+        &[
+            ("SEING_CONFIG", config.to_str().unwrap()),
+            ("SEING_LISTEN", env_listen.as_str()),
+            ("SEING_DATA_DIR", env_data.to_str().unwrap()),
+        ],
+    );
+    let response = wait_for_health(&mut server, flag_port);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(get(env_port, "/healthz").is_err());
+    assert!(get(file_port, "/healthz").is_err());
+    assert!(env_data.join("seing.db").is_file());
+    assert!(!dir.path().join("from-file").exists());
+}
+
+#[test]
+fn a_zero_worker_setting_is_refused() {
+    let output = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .args(["worker", "--worker-poll-ms", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("worker_poll_ms must be at least 1"),
+        "{stderr}"
+    );
 }
