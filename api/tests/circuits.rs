@@ -146,6 +146,19 @@ async fn world() -> World {
             .unwrap();
         circuits.insert(template, c.id);
     }
+    // Events become outbox rows only for a subscription that takes them.
+    engine
+        .create_webhook(
+            admin,
+            seing_engine::webhooks::NewWebhook {
+                url: "https://erp.example/seing".into(),
+                events: Vec::new(),
+                secret: "secret-du-logiciel-metier".into(),
+                active: true,
+            },
+        )
+        .await
+        .unwrap();
     let connectors = Connectors::new(engine.clone());
     World {
         app,
@@ -342,7 +355,7 @@ impl World {
             .unwrap()
             .iter()
             .filter(|j| j.kind == JobKind::Webhook)
-            .filter_map(|j| j.payload["event"].as_str().map(str::to_owned))
+            .filter_map(|j| j.payload["body"]["event"].as_str().map(str::to_owned))
             .collect()
     }
 }
