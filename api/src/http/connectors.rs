@@ -47,6 +47,10 @@ pub async fn set_settings(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<ConnectorSettingsView>> {
     let actor = caller.tenant_admin()?;
+    // Serde would read an array as the settings' fields in order: only an object is settings.
+    if !body.is_object() {
+        return Err(ApiError::invalid("settings", "un objet JSON est attendu"));
+    }
     seing_connectors::settings::store_settings(
         &state.engine,
         actor.tenant,

@@ -177,15 +177,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         ];
         for operation in operations.into_iter().flatten() {
             for (code, response) in operation.responses.responses.iter_mut() {
-                if let utoipa::openapi::RefOr::T(response) = response
-                    && response.description.is_empty()
-                {
-                    response.description = status_description(code).to_owned();
+                if let utoipa::openapi::RefOr::T(response) = response {
+                    if response.description.is_empty() {
+                        response.description = status_description(code).to_owned();
+                    }
+                    problem_media_type(response);
                 }
             }
         }
     }
     doc
+}
+
+/// Documents a `Problem` body under the media type it is served with,
+/// `application/problem+json` (utoipa names every body `application/json`).
+fn problem_media_type(response: &mut utoipa::openapi::Response) {
+    use utoipa::openapi::RefOr;
+    let is_problem = matches!(
+        response.content.get("application/json"),
+        Some(RefOr::T(content))
+            if matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == "#/components/schemas/Problem")
+    );
+    if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+        response
+            .content
+            .insert(problem::PROBLEM_JSON.to_owned(), content);
+    }
 }
 
 /// The usual meaning of a status in this API, for responses documented without one.
