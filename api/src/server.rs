@@ -47,24 +47,20 @@ pub async fn open_engine(config: &ServeConfig) -> anyhow::Result<Engine> {
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM (what service managers send to stop a process).
-pub async fn stop_signal() {
+/// The SIGTERM handler is installed at once (inside the runtime), not when first polled, so that
+/// a signal sent right after start-up stops the process cleanly.
+pub fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut terminate) = terminate {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -81,6 +77,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let signal = stop_signal();
     tracing::info!(
         address = %listener.local_addr()?,
         data_dir = %config.data_dir.display(),
@@ -88,6 +85,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         worker = config.worker,
         "seing is serving"
     );
+    // The worker stops once the server has finished its requests.
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {
         let mut stopped = stopped;
@@ -105,7 +103,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     });
     let app = router(Arc::new(AppState { database }), api);
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(signal)
         .await;
     let _ = stop.send(true);
     if let Some(worker) = worker {

@@ -301,3 +301,59 @@ fn a_zero_worker_setting_is_refused() {
         "{stderr}"
     );
 }
+
+/// Waits until the process's standard error shows `ready`, sends SIGTERM (what service managers
+/// send), and returns the exit status and the whole standard error.
+fn terminate(mut server: Server, ready: &str) -> (std::process::ExitStatus, String) {
+    use std::io::BufRead;
+    let mut reader = BufReader::new(server.0.stderr.take().unwrap());
+    let mut stderr = String::new();
+    while !stderr.contains(ready) {
+        if reader.read_line(&mut stderr).unwrap() == 0 {
+            panic!("exited before `{ready}`: {stderr}");
+        }
+    }
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    reader.read_to_string(&mut stderr).unwrap();
+    (server.0.wait().unwrap(), stderr)
+}
+
+#[test]
+fn serve_runs_the_outbox_worker_and_both_stop_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.path().to_str().unwrap();
+    let mut server = start(&["serve", "--listen", &listen, "--data-dir", data], &[]);
+    wait_for_health(&mut server, port);
+    let (status, stderr) = terminate(server, "outbox worker started");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("outbox worker stopped"), "{stderr}");
+    // Without the worker, and the worker alone.
+    let mut server = start(
+        &[
+            "serve",
+            "--no-worker",
+            "--listen",
+            &listen,
+            "--data-dir",
+            data,
+        ],
+        &[],
+    );
+    wait_for_health(&mut server, port);
+    let (status, stderr) = terminate(server, "seing is serving");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("outbox worker"), "{stderr}");
+    let worker = start(&["worker", "--data-dir", data], &[]);
+    let (status, stderr) = terminate(worker, "outbox worker started");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("outbox worker stopped"), "{stderr}");
+}
