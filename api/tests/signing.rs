@@ -982,6 +982,16 @@ fn refusals_change_nothing_on_postgres() {
     refusals(Kind::Postgres);
 }
 
+/// A `seing serve` child process, stopped even when the test fails.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A key held by the server's module: the real `seing serve` with its own SoftHSM2 token; a
 /// wrong PIN is a clear 422 and changes nothing; the PIN never reaches the logs.
 #[test]
@@ -1072,29 +1082,31 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
         .unwrap()
         .port();
     let log = dir.path().join("serve.log");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_seing"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&data)
-        .args(["--database-url", &url])
-        .arg("--workflows-dir")
-        .arg(&workflows)
-        .env("SOFTHSM2_CONF", &token.conf)
-        .env("SEING_LOG", "trace")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_seing"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .args(["--database-url", &url])
+            .arg("--workflows-dir")
+            .arg(&workflows)
+            .env("SOFTHSM2_CONF", &token.conf)
+            .env("SEING_LOG", "trace")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let http = Http::new(&base);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "seing serve did not start");
-        assert!(server.try_wait().unwrap().is_none(), "seing serve exited");
+        assert!(server.0.try_wait().unwrap().is_none(), "seing serve exited");
         std::thread::sleep(Duration::from_millis(100));
     }
     let ids: Vec<String> = (0..2)
@@ -1224,8 +1236,7 @@ fn server_key_signs_with_a_pin_used_once_and_never_logged() {
             .arg(&pki.cachets_ca));
         assert!(ok, "oracle pades: {out}");
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let mut text = String::new();
     std::fs::File::open(&log)
         .unwrap()
