@@ -357,3 +357,69 @@ fn serve_runs_the_outbox_worker_and_both_stop_cleanly_on_sigterm() {
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("outbox worker stopped"), "{stderr}");
 }
+
+#[test]
+fn admin_webhook_commands_create_list_and_delete_subscriptions() {
+    let cwd = tempfile::tempdir().unwrap();
+    let tenant = ["--tenant", "213500002"];
+    seing_in(
+        cwd.path(),
+        &[
+            "admin",
+            "create-tenant",
+            "--name",
+            "Commune",
+            "--siren",
+            "213500002",
+            "--departement",
+            "35",
+        ],
+    );
+    let created = seing_in(
+        cwd.path(),
+        &[
+            "admin",
+            "webhook",
+            "create",
+            tenant[0],
+            tenant[1],
+            "--url",
+            "https://erp.example/seing",
+            "--event",
+            "dossier.signed",
+            "--event",
+            "dossier.rejected",
+        ],
+    );
+    let lines: Vec<&str> = created.lines().collect();
+    assert!(lines[0].starts_with("webhook "), "{created}");
+    assert_eq!(lines[1], "its secret, shown once:");
+    assert!(lines[2].starts_with("whsec_"), "{created}");
+    let id = lines[0].split_whitespace().nth(1).unwrap();
+    let listed = seing_in(
+        cwd.path(),
+        &["admin", "webhook", "list", tenant[0], tenant[1]],
+    );
+    assert_eq!(
+        listed.trim(),
+        format!("{id} active https://erp.example/seing [dossier.signed, dossier.rejected]")
+    );
+    assert!(!listed.contains("whsec_"), "secrets are never listed");
+    let output = Command::new(env!("CARGO_BIN_EXE_seing"))
+        .current_dir(cwd.path())
+        .args(["admin", "webhook", "create", "--tenant", "213500002"])
+        .args(["--url", "ftp://x", "--event", "dossier.eaten"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("dossier.eaten"));
+    seing_in(
+        cwd.path(),
+        &["admin", "webhook", "delete", tenant[0], tenant[1], id],
+    );
+    let listed = seing_in(
+        cwd.path(),
+        &["admin", "webhook", "list", tenant[0], tenant[1]],
+    );
+    assert_eq!(listed, "");
+}
