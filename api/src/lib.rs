@@ -5,6 +5,7 @@
 //! people and software, and it may depend on every other seing crate
 //! (`api → connectors → engine → signer`).
 
+pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod demo;

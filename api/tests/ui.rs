@@ -3,7 +3,8 @@
 //! login, bureau, a PES dossier's bordereaux, rejection seen by the emitter, and the security
 //! refusals (session fixation, CSRF, another authority's dossier, a desk not held), and 15 PES
 //! dossiers signed in one batch with the maire's key on the server's SoftHSM2 token, each
-//! signed file checked by the oracle.
+//! signed file checked by the oracle; then 2 more signed through `seing agent` with a second
+//! SoftHSM2 token standing for the élu's USB key.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 
 use std::io::Read;
@@ -21,6 +22,8 @@ use seing_engine::signing::{KeyUsage, NewServerKey};
 
 /// PIN of the server's SoftHSM2 token.
 const PIN: &str = "4321";
+/// PIN of the workstation's SoftHSM2 token, behind `seing agent`.
+const AGENT_PIN: &str = "8765";
 /// Another authority, with an administrator of its own.
 const OTHER_SIREN: &str = "213500010";
 const OTHER_PASSWORD: &str = "voisine-admin-2026";
@@ -212,6 +215,42 @@ fn serve(data: &Path, port: u16, token: &TestToken) -> Server {
     server
 }
 
+/// Starts `seing agent` where the page looks for it, for the service's origin, on the
+/// workstation's token.
+fn agent(origin: &str, token: &TestToken, pki: &TestPki) -> Server {
+    let mut agent = Server(
+        Command::new(env!("CARGO_BIN_EXE_seing"))
+            .args([
+                "agent",
+                "--origin",
+                origin,
+                "--listen",
+                seing_api::agent::DEFAULT_LISTEN,
+            ])
+            .arg("--chain")
+            .arg(&pki.personnes_ca)
+            .env("SOFTHSM2_CONF", &token.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(seing_api::agent::DEFAULT_LISTEN).is_err() {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            let mut stderr = String::new();
+            let _ = agent.0.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("seing agent exited with {status} (is port 7431 taken?): {stderr}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seing agent did not listen in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
 /// The oracle's PES profile on a signed file.
 fn oracle_pes(oracle: &Path, file: &Path, specs: &Path, pki: &TestPki) {
     let out = Command::new(oracle)
@@ -264,10 +303,19 @@ fn web_ui_in_chromium() {
     let prepared = prepare(&data, &token, pki);
     let port = free_port();
     let _server = serve(&data, port, &token);
-    // 16 PES files of 2 bordereaux: 15 to sign, 1 to reject.
+    let workstation =
+        seing_certs_test::token::create(&dir.path().join("poste"), "Poste", AGENT_PIN, pki)
+            .expect("SoftHSM2 token of the workstation");
+    let _agent = agent(&format!("http://127.0.0.1:{port}"), &workstation, pki);
+    let signer = seing_signer::x509::read_certificate(&workstation.cert("elu-rsa2048"))
+        .ok()
+        .and_then(|c| seing_signer::x509::common_name(&c))
+        .expect("the workstation's certificate names its holder");
+    // 18 PES files of 2 bordereaux: 15 to sign in a batch, 1 to reject, 2 to sign through the
+    // agent.
     let pes = dir.path().join("pes");
     std::fs::create_dir_all(&pes).unwrap();
-    for i in 1..=16 {
+    for i in 1..=18 {
         std::fs::write(pes.join(format!("PES_{i:02}.xml")), pes_file(&specs, i, 2)).unwrap();
     }
     let shots = repo().join("target/ui-screenshots");
@@ -284,6 +332,12 @@ fn web_ui_in_chromium() {
             format!("{OTHER_SIREN} admin {OTHER_PASSWORD}"),
         )
         .env("SEING_SIGN_PIN", PIN)
+        .env("SEING_AGENT_PIN", AGENT_PIN)
+        .env("SEING_AGENT_SIGNER", &signer)
+        .env(
+            "SEING_AGENT_URL",
+            format!("http://{}", seing_api::agent::DEFAULT_LISTEN),
+        )
         .env("SEING_SIGNED_DIR", &signed)
         .env("SEING_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
@@ -302,7 +356,11 @@ fn web_ui_in_chromium() {
         .expect("the batch saved the signed files")
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 15, "15 signed PES files");
+    assert_eq!(
+        files.len(),
+        17,
+        "15 PES signed on the server, 2 through the agent"
+    );
     for file in &files {
         oracle_pes(&oracle, file, &specs, pki);
     }

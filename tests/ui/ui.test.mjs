@@ -8,6 +8,8 @@
 //   SEING_SCREENSHOTS    where to save screenshots of the main pages
 //   SEING_SIGN_PIN       (optional) PIN of the maire's server-held key: runs the batch signing
 //   SEING_AGENT_PIN      (optional) PIN of the token behind `seing agent`: signs through it
+//   SEING_AGENT_SIGNER   (with SEING_AGENT_PIN) the name on the agent's certificate to use
+//   SEING_AGENT_URL      (with SEING_AGENT_PIN) where the agent listens
 //   SEING_SIGNED_DIR     (with a PIN) where to save the signed PES files for the oracle
 //   CHROMIUM             the browser binary (default /usr/bin/chromium)
 // Prints one line per scenario and "N passed, N failed"; exits non-zero on any failure.
@@ -26,6 +28,8 @@ const [otherSiren, otherLogin, otherPassword] = (process.env.SEING_OTHER_TENANT 
 const signPin = process.env.SEING_SIGN_PIN;
 const agentPin = process.env.SEING_AGENT_PIN;
 const signedDir = process.env.SEING_SIGNED_DIR;
+const agentSigner = process.env.SEING_AGENT_SIGNER;
+const agentUrl = process.env.SEING_AGENT_URL;
 for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots })) {
   if (!value) throw new Error(`${name} is required`);
 }
@@ -50,18 +54,24 @@ const pesCircuit = circuits.find((c) => c.template === "pes-bordereaux");
 const desks = await asFinance("GET", "/desks");
 const desk = (name) => desks.find((d) => d.name === name);
 const pesFiles = (await readdir(pesDir)).filter((f) => f.endsWith(".xml")).sort();
-const created = [];
-for (const [i, file] of pesFiles.entries()) {
+// A PES dossier from the finance software, visaed by the finance desk: it waits for the maire.
+async function pesDossier(file, title) {
   const form = new FormData();
   form.append("metadata", new Blob([JSON.stringify({
-    title: `Mandats PES n° ${String(i + 1).padStart(2, "0")}`,
+    title,
     circuit: pesCircuit.id,
     emitter_desk: desk("Finances").id,
   })], { type: "application/json" }));
   form.append("main", new Blob([await readFile(join(pesDir, file))], { type: "text/xml" }), file);
   const dossier = await asFinance("POST", "/dossiers", form);
   await asFinance("POST", `/dossiers/${dossier.id}/visa`, {});
-  created.push(dossier);
+  return dossier;
+}
+// The agent's dossiers are created once the batch is signed (they would join "tout sélectionner").
+const agentFiles = agentPin ? pesFiles.slice(-2) : [];
+const created = [];
+for (const [i, file] of pesFiles.slice(0, pesFiles.length - agentFiles.length).entries()) {
+  created.push(await pesDossier(file, `Mandats PES n° ${String(i + 1).padStart(2, "0")}`));
 }
 // The last one is rejected in the UI; the others are signed.
 const toReject = created[created.length - 1];
@@ -236,9 +246,15 @@ if (signPin) {
     assert.equal(await count(page, "Traités"), toSign.length + 1);
     await tab(page, "Traités").click();
     await page.screenshot({ path: join(shots, "bureau-maire-traites.png"), fullPage: true });
+    await saveSigned(page, toSign);
+  });
+}
+
+// Downloads the signed PES of each dossier for the oracle.
+async function saveSigned(page, dossiers) {
     if (signedDir) {
       await mkdir(signedDir, { recursive: true });
-      for (const dossier of toSign) {
+      for (const dossier of dossiers) {
         const documents = await (await page.request.get(`${base}/api/v1/dossiers/${dossier.id}/documents`)).json();
         const signed = documents.find((d) => d.role === "signed");
         assert.ok(signed, `no signed document for ${dossier.title}`);
@@ -246,6 +262,34 @@ if (signPin) {
         await writeFile(join(signedDir, `${dossier.id}.xml`), bytes);
       }
     }
+}
+
+if (agentPin) {
+  await scenario("the agent answers only the seing origin", async () => {
+    for (const origin of [undefined, "http://evil.example"]) {
+      const response = await fetch(agentUrl + "/certificates", { headers: origin ? { Origin: origin } : {} });
+      assert.equal(response.status, 403);
+    }
+  });
+
+  await scenario("signing through seing agent and the workstation's token", async (page) => {
+    const mine = [];
+    for (const [i, file] of agentFiles.entries()) {
+      mine.push(await pesDossier(file, `Mandats PES poste n° ${i + 1}`));
+    }
+    await login(page, "maire");
+    for (const dossier of mine) {
+      await page.getByLabel(`Sélectionner « ${dossier.title} »`).check();
+    }
+    await page.getByRole("button", { name: `Signer la sélection (${mine.length})` }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("radio", { name: new RegExp("Certificat de mon poste : " + agentSigner) }).check();
+    await dialog.getByLabel("Code PIN").fill(agentPin);
+    await page.screenshot({ path: join(shots, "signature-agent.png") });
+    await dialog.getByRole("button", { name: "Signer", exact: true }).click();
+    await dialog.locator("[data-summary][data-signed]").waitFor({ timeout: 120000 });
+    assert.equal(await dialog.locator("[data-summary]").getAttribute("data-signed"), String(mine.length), await dialog.locator("[data-progress]").textContent());
+    await saveSigned(page, mine);
   });
 }
 

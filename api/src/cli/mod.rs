@@ -8,6 +8,7 @@ pub mod journal;
 
 pub mod actes;
 pub mod admin;
+pub mod agent;
 pub mod client;
 pub mod pes;
 pub mod seda;
@@ -46,6 +47,8 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Sign several documents with one PIN entry; one JSON line per document.
     SignBatch(sign::SignBatchArgs),
+    /// The local signing agent of an élu's workstation: signs for the web UI with the token.
+    Agent(agent::AgentArgs),
     /// Verify the signatures of a file (exit 0 passed, 1 failed, 2 indeterminate, 3 error).
     Verify(verify::VerifyArgs),
     /// The REST API from a terminal: sign the dossiers waiting at your desk (exit 1 if some fail).
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign::run_sign(args),
         Command::SignBatch(args) => sign::run_sign_batch(args),
         Command::Verify(args) => verify::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Client(args) => client::run(args),
     }
 }

@@ -355,6 +355,79 @@ fn read_certificate(session: &Session, uri: &Pkcs11Uri, safe: &str) -> Result<Ce
     Ok(Certificate::from_der(&der)?)
 }
 
+/// A certificate found on a token of a module.
+#[derive(Debug, Clone)]
+pub struct TokenCertificate {
+    /// The token's label.
+    pub token: String,
+    /// The object's `CKA_LABEL`.
+    pub label: String,
+    /// The object's `CKA_ID` (the key pair shares it).
+    pub id: Vec<u8>,
+    /// The certificate.
+    pub certificate: Certificate,
+}
+
+impl TokenCertificate {
+    /// The URI of the key beside this certificate on `module` (without PIN).
+    pub fn key_uri(&self, module: &Path) -> Pkcs11Uri {
+        Pkcs11Uri {
+            token: Some(self.token.clone()),
+            id: Some(self.id.clone()),
+            module_path: Some(module.to_path_buf()),
+            ..Pkcs11Uri::default()
+        }
+    }
+}
+
+/// Lists the certificates on every token of a module (public objects: no login, no PIN).
+pub fn list_certificates(module_path: &Path) -> Result<Vec<TokenCertificate>> {
+    let ctx = module(module_path)?;
+    let mut out = Vec::new();
+    for slot in ctx.get_slots_with_token().map_err(ck("listing slots"))? {
+        let info = ctx.get_token_info(slot).map_err(ck("reading token info"))?;
+        // SoftHSM2 and some readers show an empty, uninitialized token in a spare slot.
+        if !info.token_initialized() {
+            continue;
+        }
+        let session = ctx.open_ro_session(slot).map_err(ck("opening a session"))?;
+        let handles = session
+            .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
+            .map_err(ck("searching certificates"))?;
+        for handle in handles {
+            let attrs = session
+                .get_attributes(
+                    handle,
+                    &[
+                        AttributeType::Label,
+                        AttributeType::Id,
+                        AttributeType::Value,
+                    ],
+                )
+                .map_err(ck("reading a certificate"))?;
+            let (mut label, mut id, mut value) = (String::new(), Vec::new(), None);
+            for attr in attrs {
+                match attr {
+                    Attribute::Label(l) => label = String::from_utf8_lossy(&l).into_owned(),
+                    Attribute::Id(i) => id = i,
+                    Attribute::Value(v) => value = Some(v),
+                    _ => {}
+                }
+            }
+            // Objects that are not X.509 certificates are not signing certificates: skip them.
+            if let Some(certificate) = value.and_then(|v| Certificate::from_der(&v).ok()) {
+                out.push(TokenCertificate {
+                    token: info.label().trim_end().to_string(),
+                    label,
+                    id,
+                    certificate,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 impl KeySource for Pkcs11Key {
     fn certificate(&self) -> &Certificate {
         &self.certificate
