@@ -219,6 +219,8 @@ await scenario("absences and administration pages", async (page) => {
   await page.screenshot({ path: join(shots, "absences.png"), fullPage: true });
   await page.goto(base + "/administration");
   await page.getByRole("heading", { name: "Jetons d'API" }).waitFor();
+  await page.getByRole("cell", { name: "Clé du maire" }).waitFor();
+  await page.getByRole("cell", { name: "clé de Claire Martin, maire" }).waitFor();
   await page.screenshot({ path: join(shots, "administration.png"), fullPage: true });
 });
 

@@ -1,5 +1,6 @@
 //! Administration of the tenant (tenant administrators): users, desks and their hierarchy,
-//! circuits, API tokens.
+//! circuits, API tokens; webhooks, trust anchors and server keys as registered through the API
+//! or `seing admin`.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::response::Response;
 use seing_engine::access::Role;
 use seing_engine::ids::{DeskId, UserId};
 use seing_engine::model::Actor;
+use seing_engine::signing::{KeyUsage, TrustKind};
 use serde::Deserialize;
 
 use super::dossier::DeskOption;
@@ -65,6 +67,26 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
+/// A webhook subscription as listed.
+#[derive(Debug, Clone)]
+pub struct WebhookRow {
+    /// Where events go.
+    pub url: String,
+    /// Events received.
+    pub events: String,
+    /// Active.
+    pub active: bool,
+}
+
+/// A server key as listed.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    /// Label.
+    pub label: String,
+    /// Seal or the named user's key.
+    pub usage: String,
+}
+
 /// The administration page.
 #[derive(Template)]
 #[template(path = "admin.html")]
@@ -76,6 +98,9 @@ struct AdminPage {
     desk_options: Vec<DeskOption>,
     circuits: Vec<CircuitRow>,
     tokens: Vec<TokenRow>,
+    webhooks: Vec<WebhookRow>,
+    anchors: Vec<(&'static str, String)>,
+    keys: Vec<KeyRow>,
     secret: Option<String>,
     notice: Option<String>,
 }
@@ -100,6 +125,9 @@ async fn admin_page(
     let users = state.engine.tenant_users(person.actor.tenant).await?;
     let circuits = state.engine.circuits(person.actor).await?;
     let tokens = state.engine.api_tokens(Some(person.actor.tenant)).await?;
+    let webhooks = state.engine.webhooks(person.actor).await?;
+    let anchors = state.engine.trust_entries(person.actor).await?;
+    let keys = state.engine.server_keys(person.actor).await?;
     let page = AdminPage {
         chrome,
         users: users
@@ -161,6 +189,45 @@ async fn admin_page(
                 user: t.user.map(|u| directory.user_name(u)).unwrap_or_default(),
                 role: role_label(t.role),
                 revoked: t.revoked,
+            })
+            .collect(),
+        webhooks: webhooks
+            .iter()
+            .map(|w| WebhookRow {
+                url: w.url.clone(),
+                events: if w.events.is_empty() {
+                    "tous".to_owned()
+                } else {
+                    w.events
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                active: w.active,
+            })
+            .collect(),
+        anchors: anchors
+            .iter()
+            .map(|a| {
+                let kind = match a.kind {
+                    TrustKind::Certificate => "Autorité de certification",
+                    TrustKind::Crl => "Liste de révocation",
+                };
+                (kind, a.subject.clone())
+            })
+            .collect(),
+        keys: keys
+            .iter()
+            .map(|k| KeyRow {
+                label: k.label.clone(),
+                usage: match (k.usage, k.owner) {
+                    (KeyUsage::Seal, _) => "cachet de la collectivité".to_owned(),
+                    (KeyUsage::User, Some(owner)) => {
+                        format!("clé de {}", directory.user_name(owner))
+                    }
+                    (KeyUsage::User, None) => "clé personnelle".to_owned(),
+                },
             })
             .collect(),
         secret,
