@@ -151,6 +151,27 @@ await scenario("a PES dossier shows the table of its bordereaux", async (page) =
   assert.equal(await page.locator('.circuit [aria-current="step"]').count(), 1);
   assert.match(await page.locator('.circuit [aria-current="step"]').textContent(), /Signature/);
   await page.screenshot({ path: join(shots, "dossier-pes.png"), fullPage: true });
+  await page.setViewportSize({ width: 820, height: 1180 });
+  await page.screenshot({ path: join(shots, "dossier-pes-tablette.png"), fullPage: true });
+});
+
+await scenario("the maire asks the DGS for an opinion; the DGS answers it", async (page, context) => {
+  await login(page, "maire");
+  await page.goto(`${base}/dossiers/${toSign[1].id}`);
+  await page.getByText("Demander un avis", { exact: true }).click();
+  await page.getByLabel("Bureau consulté").selectOption({ label: "DGS" });
+  await page.getByLabel("Question").fill("Les crédits sont-ils ouverts ?");
+  await page.getByRole("button", { name: "Demander l'avis" }).click();
+  await page.getByText("Demande d'avis envoyée.").waitFor();
+  await context.clearCookies();
+  await login(page, "dgs");
+  await page.getByRole("link", { name: toSign[1].title }).click();
+  await page.getByText("Les crédits sont-ils ouverts ?").first().waitFor();
+  await page.getByLabel("Votre avis").fill("Oui, chapitre 011.");
+  await page.getByRole("button", { name: "Donner mon avis" }).click();
+  await page.getByText("Avis donné.").waitFor();
+  await page.locator(".notes").getByText("Oui, chapitre 011.").waitFor();
+  assert.equal(await page.getByLabel("Votre avis").count(), 0);
 });
 
 await scenario("the maire rejects a dossier with a reason; the emitter sees it in Rejetés", async (page, context) => {

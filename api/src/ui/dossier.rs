@@ -104,6 +104,17 @@ pub struct NoteRow {
     pub body: String,
 }
 
+/// A second opinion asked of one of the person's desks, not answered yet.
+#[derive(Debug, Clone)]
+pub struct OpenOpinion {
+    /// Identifier.
+    pub id: String,
+    /// Who asked.
+    pub asked_by: String,
+    /// The question.
+    pub question: String,
+}
+
 /// A desk in a choice list.
 #[derive(Debug, Clone)]
 pub struct DeskOption {
@@ -141,6 +152,7 @@ struct DossierPage {
     can_sign: bool,
     can_act: bool,
     can_undo: bool,
+    opinions: Vec<OpenOpinion>,
     desks: Vec<DeskOption>,
     notice: Option<&'static str>,
 }
@@ -158,6 +170,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "remords" => "Votre dernière action est annulée.",
         "transfert" => "Étape transférée.",
         "avis" => "Demande d'avis envoyée.",
+        "avis-donne" => "Avis donné.",
         "annotation" => "Annotation ajoutée.",
         _ => return None,
     })
@@ -303,6 +316,29 @@ pub async fn page(
             DossierState::Pending | DossierState::Finished
         )
         && last_step_action.is_some_and(|e| e.action != "undo" && e.user == Some(actor.user));
+    // Opinions asked of the person's desks and not answered yet, read from the journal.
+    let detail = |e: &seing_engine::journal::JournalEntry| -> serde_json::Value {
+        serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null)
+    };
+    let answered: Vec<String> = journal
+        .iter()
+        .filter(|e| e.action == "opinion.answer")
+        .filter_map(|e| detail(e)["opinion"].as_str().map(str::to_owned))
+        .collect();
+    let opinions = journal
+        .iter()
+        .filter(|e| e.action == "opinion.ask")
+        .filter_map(|e| {
+            let d = detail(e);
+            let id = d["opinion"].as_str()?.to_owned();
+            let desk: DeskId = d["desk"].as_str()?.parse().ok()?;
+            (acting.contains(&desk) && !answered.contains(&id)).then(|| OpenOpinion {
+                id,
+                asked_by: e.desk.map(|d| directory.desk_name(d)).unwrap_or_default(),
+                question: d["question"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect();
     let steps = dossier
         .steps
         .iter()
@@ -413,6 +449,7 @@ pub async fn page(
         can_sign: my_turn && current.is_some_and(|s| s.action == StepAction::Signature),
         can_act: my_turn,
         can_undo,
+        opinions,
         desks: directory
             .desks
             .iter()
@@ -591,6 +628,27 @@ pub async fn ask_opinion(
         .ask_opinion(posted.person.actor, id, desk, posted.form.question.trim())
         .await?;
     Ok(back(id, "avis"))
+}
+
+/// The answer to a second opinion.
+#[derive(Debug, Deserialize)]
+pub struct AnswerForm {
+    answer: String,
+}
+
+/// `POST /dossiers/{id}/avis/{opinion}`: answers a second opinion asked of the person's desk.
+pub async fn answer_opinion(
+    State(state): State<Arc<ApiState>>,
+    Path((id, opinion)): Path<(String, String)>,
+    posted: Posted<AnswerForm>,
+) -> UiResult<Response> {
+    let id = parse_id(&id)?;
+    let opinion = opinion.parse().map_err(|_| not_found())?;
+    state
+        .engine
+        .answer_opinion(posted.person.actor, id, opinion, posted.form.answer.trim())
+        .await?;
+    Ok(back(id, "avis-donne"))
 }
 
 /// The annotation form.

@@ -47,6 +47,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/dossiers/{id}/remords", post(dossier::undo))
         .route("/dossiers/{id}/transferer", post(dossier::transfer))
         .route("/dossiers/{id}/avis", post(dossier::ask_opinion))
+        .route(
+            "/dossiers/{id}/avis/{opinion}",
+            post(dossier::answer_opinion),
+        )
         .route("/dossiers/{id}/annoter", post(dossier::annotate))
         .route("/absences", get(absences::page).post(absences::create))
         .route("/administration", get(admin::page))
