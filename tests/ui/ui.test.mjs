@@ -229,7 +229,7 @@ await scenario("a desk the user does not hold is refused", async (page) => {
   await page.getByText("vous ne détenez pas ce bureau").waitFor();
 });
 
-await scenario("absences and administration pages", async (page) => {
+await scenario("absences and administration pages; the delegate opens the absent desk", async (page, context) => {
   await login(page, "admin");
   await page.goto(base + "/absences");
   await page.getByLabel("Bureau absent").selectOption({ label: "Maire" });
