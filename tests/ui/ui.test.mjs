@@ -243,6 +243,13 @@ await scenario("absences and administration pages; the delegate opens the absent
   await page.getByRole("cell", { name: "Clé du maire" }).waitFor();
   await page.getByRole("cell", { name: "clé de Claire Martin, maire" }).waitFor();
   await page.screenshot({ path: join(shots, "administration.png"), fullPage: true });
+  // The DGS now holds the maire's desk through the delegation: the switcher offers it.
+  await context.clearCookies();
+  await login(page, "dgs");
+  await page.getByLabel("Bureau affiché").selectOption({ label: "Maire (délégation)" });
+  await page.getByRole("button", { name: "Changer" }).click();
+  await page.getByRole("heading", { name: "Bureau Maire (délégation)" }).waitFor();
+  assert.equal(await count(page, "À traiter"), created.length - 1);
 });
 
 if (signPin) {
