@@ -231,10 +231,7 @@ pub fn check_signature_values(
 
 /// Signs every item of `data` with `key`.
 pub fn sign_all(key: &dyn KeySource, data: &DataToSign) -> Result<Vec<SignatureValue>> {
-    data.items
-        .iter()
-        .map(|item| key.sign_digest(item.digest_algorithm, &item.digest))
-        .collect()
+    key.sign_digests(&data.items).into_iter().collect()
 }
 
 /// Local signing: prepare with the key's chain, sign with the key, finalize.

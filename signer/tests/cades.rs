@@ -9,10 +9,12 @@ use common::*;
 use seing_signer::cades::{self, Cades, CadesRequest, CadesState, Packaging};
 use seing_signer::digest::DigestAlgorithm;
 use seing_signer::error::Error;
-use seing_signer::key::{KeySource, Secret, SignatureValue, software::SoftwareKey};
+use seing_signer::key::{
+    KeySource, Secret, SignatureValue, software::SoftwareKey, verify_digest_signature,
+};
 use seing_signer::model::{
-    BatchStatus, CertificateChain, Document, Prepared, SignatureFormat, sign_all, sign_batch,
-    sign_local,
+    BatchStatus, CertificateChain, Document, Prepared, SignatureFormat, ToSign, sign_all,
+    sign_batch, sign_local,
 };
 use seing_signer::verify::{Indication, SubIndication, VerificationReport};
 
@@ -57,6 +59,53 @@ fn software_keys_load_from_p12_and_pem_and_match_their_certificates() {
         err.to_string().contains("does not match") || matches!(err, Error::Key(_)),
         "{err}"
     );
+}
+
+#[test]
+fn software_keys_sign_a_batch_of_digests_in_order() {
+    let algorithms = [
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha384,
+        DigestAlgorithm::Sha512,
+    ];
+    for entity in ["elu-rsa2048", "elu-rsa3072", "elu-p256"] {
+        let key = pem_key(entity);
+        let mut items: Vec<ToSign> = (0..15)
+            .map(|i| {
+                let digest_algorithm = algorithms[i % 3];
+                ToSign {
+                    label: format!("B{i}"),
+                    digest_algorithm,
+                    digest: digest_algorithm.digest(format!("bordereau {i}").as_bytes()),
+                }
+            })
+            .collect();
+        // A digest of the wrong length fails alone.
+        items[7].digest.pop();
+        let values = key.sign_digests(&items);
+        assert_eq!(values.len(), items.len(), "{entity}");
+        for (i, (item, value)) in items.iter().zip(&values).enumerate() {
+            if i == 7 {
+                assert!(value.is_err(), "{entity}: short digest signed");
+                continue;
+            }
+            let value = value.as_ref().unwrap();
+            let verifies = |other: &ToSign| {
+                verify_digest_signature(
+                    key.certificate(),
+                    other.digest_algorithm,
+                    &other.digest,
+                    value,
+                )
+                .unwrap()
+            };
+            assert!(verifies(item), "{entity}: value {i} does not verify");
+            assert!(
+                !verifies(&items[(i + 3) % 15]),
+                "{entity}: value {i} out of place"
+            );
+        }
+    }
 }
 
 #[test]

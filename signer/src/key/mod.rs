@@ -24,6 +24,7 @@ use x509_cert::Certificate;
 
 use crate::digest::DigestAlgorithm;
 use crate::error::{Error, Result};
+use crate::model::ToSign;
 
 /// The public-key algorithm of a signer, read from its certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,10 +258,29 @@ pub trait KeySource: Send + Sync {
     /// Signs a digest computed with `algorithm`, returning the value in native form.
     fn sign_digest(&self, algorithm: DigestAlgorithm, digest: &[u8]) -> Result<SignatureValue>;
 
+    /// Signs every item, one outcome each in order (a failure concerns its item only).
+    ///
+    /// Sequential by default, which a PKCS#11 source keeps (one session, one login); software
+    /// keys sign on several threads.
+    fn sign_digests(&self, items: &[ToSign]) -> Vec<Result<SignatureValue>> {
+        sign_each(self, items)
+    }
+
     /// The key's algorithm (read from the certificate).
     fn algorithm(&self) -> Result<KeyAlgorithm> {
         KeyAlgorithm::of_certificate(self.certificate())
     }
+}
+
+/// Signs `items` one after the other with `key`.
+pub(crate) fn sign_each<K: KeySource + ?Sized>(
+    key: &K,
+    items: &[ToSign],
+) -> Vec<Result<SignatureValue>> {
+    items
+        .iter()
+        .map(|item| key.sign_digest(item.digest_algorithm, &item.digest))
+        .collect()
 }
 
 /// A secret string (PIN, password) whose `Debug` never shows the value.

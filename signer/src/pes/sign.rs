@@ -340,11 +340,6 @@ impl SignatureFormat for Pes {
 pub fn sign_pes(bytes: Vec<u8>, request: &PesRequest, key: &dyn KeySource) -> Result<PesSigned> {
     let chain = CertificateChain::of_key(key);
     let prepared = Pes.prepare_bytes(bytes, request, &chain)?;
-    let values = prepared
-        .data_to_sign
-        .items
-        .iter()
-        .map(|item| key.sign_digest(item.digest_algorithm, &item.digest))
-        .collect();
+    let values = key.sign_digests(&prepared.data_to_sign.items);
     Pes.finalize_each(prepared.state, values)
 }
