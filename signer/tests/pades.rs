@@ -1,5 +1,5 @@
 //! PAdES B-B with software keys on PDFs of every structure: our verifier, pdfsig and pyHanko
-//! (through the oracle) agree; encrypted and damaged PDFs are refused.
+//! (through the oracle) agree; encrypted, damaged and no-change-certified PDFs are refused.
 
 mod common;
 
@@ -197,6 +197,78 @@ fn encrypted_and_damaged_pdfs_are_refused() {
     };
     let err = sign_local(&Pades, &Document::Bytes(encrypted), &request, &key).unwrap_err();
     assert!(err.to_string().contains("chiffré"), "{err}");
+}
+
+/// `pdf` certified by pyHanko (élu RSA key) with DocMDP permission `p` (1: no change allowed,
+/// 2: form filling and signatures), or `None` when pyHanko is missing outside CI.
+fn certified_by_pyhanko(pdf: &[u8], p: u8) -> Option<Vec<u8>> {
+    let probe = Command::new("python3")
+        .args(["-c", "import pyhanko.sign"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "pyHanko missing (required when CI=true)"
+        );
+        eprintln!("SKIP: pyHanko not installed");
+        return None;
+    }
+    let script = r#"
+import sys
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
+key, cert, chain, p, src, dst = sys.argv[1:]
+signer = signers.SimpleSigner.load(key, cert, ca_chain_files=(chain,))
+meta = signers.PdfSignatureMetadata(
+    field_name="Certification",
+    certify=True,
+    docmdp_permissions=MDPPerm(int(p)),
+    subfilter=SigSeedSubFilter.PADES,
+)
+with open(src, "rb") as f, open(dst, "wb") as out:
+    signers.sign_pdf(IncrementalPdfFileWriter(f), meta, signer=signer, output=out)
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let (i, o) = (dir.path().join("in.pdf"), dir.path().join("out.pdf"));
+    std::fs::write(&i, pdf).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(pki().key("elu-rsa2048"))
+        .arg(pki().cert("elu-rsa2048"))
+        .arg(&pki().chain_personnes)
+        .arg(p.to_string())
+        .arg(&i)
+        .arg(&o)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pyHanko certification failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(std::fs::read(o).unwrap())
+}
+
+#[test]
+fn a_pdf_certified_without_changes_is_refused_one_open_to_signatures_is_signed() {
+    let original = make_pdf(1, false);
+    let key = p12_key("elu-rsa2048");
+    let Some(locked) = certified_by_pyhanko(&original, 1) else {
+        return;
+    };
+    let err = sign_local(
+        &Pades,
+        &Document::Bytes(locked),
+        &PadesRequest::default(),
+        &key,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Document(_)), "{err}");
+    assert!(err.to_string().contains("DocMDP P=1"), "{err}");
+    let open = certified_by_pyhanko(&original, 2).unwrap();
+    let signed = sign(&open, &key, None);
+    check_everywhere(&signed, &open, 2);
 }
 
 #[test]

@@ -96,9 +96,7 @@ impl SignatureFormat for Pades {
         request.level.tsa_url(request.tsa_url.as_deref())?;
         chain.key_algorithm()?;
         let digest_algorithm = request.digest_algorithm.unwrap_or(DigestAlgorithm::Sha256);
-        let original = document.read_all()?;
-        let inc = update::load(&original)?;
-        drop(original);
+        let inc = update::load(document.read_all()?)?;
         let signing_time = request.signing_time.unwrap_or_else(OffsetDateTime::now_utc);
         let stamp = request.stamp.map(|s| {
             let who = crate::x509::common_name(&chain.signer)

@@ -33,14 +33,19 @@ pub(crate) struct Placeholder {
     pub contents_end: usize,
 }
 
-/// Loads `original`, refusing encrypted, damaged and no-more-changes-certified files.
-pub(crate) fn load(original: &[u8]) -> Result<IncrementalDocument> {
+/// Loads `original` (kept as the update's first part, not copied), refusing encrypted, damaged
+/// and no-more-changes-certified files.
+///
+/// Stream data is not kept in memory: the update only reads and rewrites dictionaries (catalog,
+/// page, AcroForm), and page contents or images would otherwise double the memory used.
+pub(crate) fn load(original: Vec<u8>) -> Result<IncrementalDocument> {
     if !original.starts_with(b"%PDF-") {
         return Err(Error::Document("ce fichier n'est pas un PDF".into()));
     }
-    let inc: IncrementalDocument = original
-        .try_into()
-        .map_err(|e: lopdf::Error| Error::Document(format!("PDF illisible ou endommagé : {e}")))?;
+    let document =
+        Document::load_mem_with_options(&original, lopdf::LoadOptions::with_filter(stream_dict))
+            .map_err(|e| Error::Document(format!("PDF illisible ou endommagé : {e}")))?;
+    let inc = IncrementalDocument::create_from(original, document);
     let prev = inc.get_prev_documents();
     if prev.trailer.get(b"Encrypt").is_ok() || prev.is_encrypted() {
         return Err(Error::Document(
@@ -57,7 +62,54 @@ pub(crate) fn load(original: &[u8]) -> Result<IncrementalDocument> {
     if prev.get_pages().is_empty() {
         return Err(Error::Document("PDF endommagé : aucune page".into()));
     }
+    if docmdp_permission(prev) == Some(1) {
+        return Err(Error::Document(
+            "PDF certifié sans modification permise (DocMDP P=1) : aucune signature ne peut y \
+             être ajoutée"
+                .into(),
+        ));
+    }
     Ok(inc)
+}
+
+/// A load filter that replaces each stream but object and xref streams (which lopdf decodes to
+/// find the objects) by its dictionary.
+fn stream_dict(id: ObjectId, object: &mut Object) -> Option<(ObjectId, Object)> {
+    if let Object::Stream(stream) = object
+        && !stream.dict.has_type(b"ObjStm")
+        && !stream.dict.has_type(b"XRef")
+    {
+        *object = Object::Dictionary(std::mem::take(&mut stream.dict));
+    }
+    Some((id, object.clone()))
+}
+
+/// The `/P` of a certification signature (ISO 32000-1 §12.8.2.2): the catalog's `/Perms /DocMDP`
+/// signature dictionary, its DocMDP signature reference, `/TransformParams /P` (2 when absent).
+/// `None` when the document is not certified.
+fn docmdp_permission(doc: &Document) -> Option<i64> {
+    fn dict<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Dictionary> {
+        deref(doc, obj)?.as_dict().ok()
+    }
+    let catalog = doc.catalog().ok()?;
+    let signature = dict(doc, catalog.get(b"Perms").ok()?)
+        .and_then(|perms| dict(doc, perms.get(b"DocMDP").ok()?))?;
+    let references = deref(doc, signature.get(b"Reference").ok()?)?
+        .as_array()
+        .ok()?;
+    let reference = references.iter().filter_map(|r| dict(doc, r)).find(|r| {
+        r.get(b"TransformMethod")
+            .and_then(Object::as_name)
+            .is_ok_and(|m| m == b"DocMDP")
+    })?;
+    Some(
+        reference
+            .get(b"TransformParams")
+            .ok()
+            .and_then(|params| dict(doc, params))
+            .and_then(|params| params.get(b"P").ok()?.as_i64().ok())
+            .unwrap_or(2),
+    )
 }
 
 /// PDF date string `D:YYYYMMDDHHmmSS+00'00'`.
