@@ -220,6 +220,8 @@ await scenario("another authority's dossier answers 404", async (page) => {
   const response = await page.goto(`${base}/dossiers/${toSign[0].id}`);
   assert.equal(response.status(), 404);
   await page.getByRole("heading", { name: "Introuvable" }).waitFor();
+  assert.equal((await page.goto(`${base}/pas-une-page`)).status(), 404);
+  await page.getByRole("heading", { name: "Introuvable" }).waitFor();
 });
 
 await scenario("a desk the user does not hold is refused", async (page) => {

@@ -62,6 +62,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(admin::revoke_token),
         )
         .route("/static/{file}", get(assets::serve))
+        .fallback(|| async { not_found() })
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
