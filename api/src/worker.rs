@@ -6,14 +6,18 @@
 use std::future::Future;
 use std::time::Duration;
 
+use seing_connectors::ports::{Connectors, PollRun};
 use seing_connectors::webhooks::HttpWebhookSender;
 use seing_engine::Engine;
-use seing_engine::circuit::Channel;
-use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
-use seing_engine::ports::{Archiver, Dispatcher, Notifier, Receipt, Transmitter};
+use seing_engine::outbox::RetryPolicy;
+use seing_engine::ports::Dispatcher;
+use tokio::sync::watch;
 
 /// Jobs taken per pass.
 const BATCH: u32 = 20;
+/// Returns (S²LOW statuses, drop-folder inboxes, expired notification links) are read every
+/// this many polls: outside platforms are asked far less often than the outbox.
+const RETURNS_EVERY: u32 = 30;
 
 /// How the worker polls, retries and delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,54 +40,42 @@ impl WorkerSettings {
     }
 }
 
-/// The port of a connector kind that no connector serves yet: every job of that kind fails for
-/// good with a message saying so (the connectors replace it with the real port).
-#[derive(Debug, Clone, Copy)]
-pub struct Unconfigured;
-
-impl Transmitter for Unconfigured {
-    async fn transmit(&self, _job: &Job, _channel: Channel) -> Result<Receipt, DeliveryError> {
-        Err(DeliveryError::permanent(
-            "aucun connecteur de transmission n'est configuré",
-        ))
-    }
-}
-
-impl Notifier for Unconfigured {
-    async fn notify(&self, _job: &Job) -> Result<Receipt, DeliveryError> {
-        Err(DeliveryError::permanent(
-            "aucun connecteur de notification n'est configuré",
-        ))
-    }
-}
-
-impl Archiver for Unconfigured {
-    async fn archive(&self, _job: &Job) -> Result<Receipt, DeliveryError> {
-        Err(DeliveryError::permanent(
-            "aucun connecteur d'archivage n'est configuré",
-        ))
-    }
-}
-
 /// The dispatcher of the service: one port per job kind.
-pub type ServiceDispatcher =
-    Dispatcher<Unconfigured, Unconfigured, Unconfigured, HttpWebhookSender>;
+pub type ServiceDispatcher = Dispatcher<Connectors, Connectors, Connectors, HttpWebhookSender>;
 
 /// Builds the dispatcher that routes the jobs of `engine` to their ports.
 pub fn dispatcher(engine: &Engine, settings: &WorkerSettings) -> ServiceDispatcher {
+    let connectors = Connectors::new(engine.clone());
     Dispatcher {
         engine: engine.clone(),
-        transmitter: Unconfigured,
-        notifier: Unconfigured,
-        archiver: Unconfigured,
+        transmitter: connectors.clone(),
+        notifier: connectors.clone(),
+        archiver: connectors,
         webhooks: HttpWebhookSender::new(engine.clone(), settings.webhook_timeout),
     }
 }
 
-/// Runs the worker until `shutdown` completes; a job interrupted by the shutdown is taken
-/// again once its lease expires.
+/// Runs the worker until `shutdown` completes: the outbox, and the reading of returns that
+/// moves transmitted dossiers on. A job interrupted by the shutdown is taken again once its
+/// lease expires.
 pub async fn run(engine: Engine, settings: WorkerSettings, shutdown: impl Future<Output = ()>) {
-    let dispatcher = dispatcher(&engine, &settings);
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let stopping = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(
+        stopping,
+        outbox(&engine, &settings, until_stopped(stopped.clone())),
+        returns(&engine, &settings, until_stopped(stopped)),
+    );
+}
+
+async fn outbox(engine: &Engine, settings: &WorkerSettings, shutdown: impl Future<Output = ()>) {
+    let dispatcher = dispatcher(engine, settings);
     let policy = settings.retry_policy();
     tracing::info!(poll = ?settings.poll, "outbox worker started");
     tokio::pin!(shutdown);
@@ -106,4 +98,22 @@ pub async fn run(engine: Engine, settings: WorkerSettings, shutdown: impl Future
         }
     }
     tracing::info!("outbox worker stopped");
+}
+
+async fn returns(engine: &Engine, settings: &WorkerSettings, shutdown: impl Future<Output = ()>) {
+    let connectors = Connectors::new(engine.clone());
+    let pause = settings.poll.saturating_mul(RETURNS_EVERY);
+    tokio::pin!(shutdown);
+    loop {
+        match connectors.poll().await {
+            Ok(run) if run != PollRun::default() => tracing::info!(?run, "returns read"),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "reading returns failed; trying again"),
+        }
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! ([`helios`]), and the SEDA 2.1 transfer package and its reply ([`seda`]).
 //!
 //! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]);
-//! the engine's ports over them ([`ports`]), configured per tenant ([`settings`]).
+//! notification mail with timestamped proof of receipt ([`notification`]); the engine's ports
+//! over them ([`ports`]), configured per tenant ([`settings`]).
 //! [`webhooks`] delivers the engine's webhook events over HTTP, signed with HMAC-SHA256.
 
 pub mod actes;
@@ -18,6 +19,7 @@ mod dates;
 pub mod dropfolder;
 mod error;
 pub mod helios;
+pub mod notification;
 mod paths;
 pub mod ports;
 mod problem;

@@ -18,7 +18,7 @@ use seing_engine::error::EngineError;
 use seing_engine::ids::{DossierId, TenantId};
 use seing_engine::model::DocumentRole;
 use seing_engine::outbox::{DeliveryError, Job};
-use seing_engine::ports::{Archiver, Receipt, Transmitter};
+use seing_engine::ports::{Archiver, Notifier, Receipt, Transmitter};
 use seing_engine::workflow::ConnectorEvent;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -95,6 +95,8 @@ pub struct PollRun {
     pub accepted: usize,
     /// Still waiting.
     pub waiting: usize,
+    /// Notification links that expired unopened.
+    pub expired: usize,
 }
 
 fn delivery(error: Error) -> DeliveryError {
@@ -475,7 +477,7 @@ impl Connectors {
     async fn pending(&self) -> Result<Vec<Pending>> {
         let rows = sqlx::query(
             "SELECT dossier_id, step, tenant_id, kind, transport, reference, match_key FROM connector_transmissions \
-             WHERE state = 'sent' ORDER BY created_at",
+             WHERE state = 'sent' AND kind <> 'notification' ORDER BY created_at",
         )
         .fetch_all(self.engine.database().pool())
         .await
@@ -686,7 +688,10 @@ impl Connectors {
     /// One pass over every send still waiting: asks S²LOW, reads the drop folders' inboxes,
     /// reports acknowledgements to the engine and records refusals with their reasons.
     pub async fn poll(&self) -> Result<PollRun> {
-        let mut run = PollRun::default();
+        let mut run = PollRun {
+            expired: crate::notification::expire(&self.engine).await?,
+            ..PollRun::default()
+        };
         let pending = self.pending().await?;
         let mut inboxes: Vec<DropFolder> = Vec::new();
         for p in &pending {
@@ -800,5 +805,41 @@ impl Archiver for Connectors {
             .await
             .map_err(delivery)?;
         self.record(job, &payload, sent).await.map_err(delivery)
+    }
+}
+
+impl Notifier for Connectors {
+    async fn notify(&self, job: &Job) -> std::result::Result<Receipt, DeliveryError> {
+        let payload: Payload = serde_json::from_value(job.payload.clone())
+            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        let settings = self
+            .settings(job.tenant)
+            .await
+            .map_err(delivery)?
+            .notification
+            .ok_or_else(|| {
+                DeliveryError::permanent("aucun envoi de notification n'est configuré")
+            })?;
+        let recipient = text(&payload.metadata, "destinataire_email")
+            .or_else(|| text(&payload.metadata, "destinataire"))
+            .ok_or_else(|| {
+                DeliveryError::permanent("métadonnée « destinataire_email » absente du dossier")
+            })?;
+        let document = signed_or_main(&payload.documents)
+            .ok_or_else(|| DeliveryError::permanent("le dossier n'a pas de document"))?;
+        let outgoing = crate::notification::Outgoing {
+            tenant: job.tenant,
+            dossier: payload.dossier,
+            step: payload.step,
+            title: &payload.title,
+            recipient: &recipient,
+            document: (&document.name, &document.sha256),
+        };
+        let recipient = crate::notification::send(&self.engine, &settings, &outgoing)
+            .await
+            .map_err(delivery)?;
+        Ok(Receipt {
+            reference: format!("mail:{recipient}"),
+        })
     }
 }

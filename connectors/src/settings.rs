@@ -11,6 +11,7 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::dropfolder::DropFolder;
+use crate::notification::NotificationSettings;
 use crate::s2low::S2lowConfig;
 use crate::seda::{AccessRule, AppraisalRule};
 use crate::{Error, Problem, Result};
@@ -91,6 +92,9 @@ pub struct ConnectorSettings {
     /// SEDA archives.
     #[serde(default)]
     pub archive: Option<ArchiveSettings>,
+    /// Notification mails.
+    #[serde(default)]
+    pub notification: Option<NotificationSettings>,
 }
 
 fn check_folder(problems: &mut Vec<Problem>, field: &str, folder: &DropFolder) {
@@ -140,6 +144,21 @@ impl ConnectorSettings {
                 if value.trim().is_empty() {
                     problems.push(Problem::new(field, "vide"));
                 }
+            }
+        }
+        if let Some(n) = &settings.notification {
+            for (field, value) in [
+                ("notification.smtp_host", &n.smtp_host),
+                ("notification.from", &n.from),
+                ("notification.public_url", &n.public_url),
+                ("notification.tsa_url", &n.tsa_url),
+            ] {
+                if value.trim().is_empty() {
+                    problems.push(Problem::new(field, "vide"));
+                }
+            }
+            if n.from.parse::<lettre::message::Mailbox>().is_err() {
+                problems.push(Problem::new("notification.from", "adresse invalide"));
             }
         }
         if problems.is_empty() {

@@ -1,5 +1,6 @@
 //! Connector settings of the caller's tenant (tenant administrators): how its acts, PES files
-//! and archives travel. Checked by `seing-connectors` before they are stored.
+//! and archives travel, checked by `seing-connectors` before they are stored; and the
+//! notification links that outside recipients open.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::problem::{ApiError, ApiResult, Problem};
-use super::{ApiJson, ApiState};
+use super::{ApiJson, ApiPath, ApiState};
 
 /// A tenant's connector settings.
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,4 +62,42 @@ pub async fn set_settings(
     Ok(Json(ConnectorSettingsView {
         settings: Some(body),
     }))
+}
+
+/// Opens a notification link (the outside recipient, no login): the first opening records the
+/// timestamped proof of receipt in the dossier's journal; the signed document is returned.
+#[utoipa::path(get, path = "/notifications/{token}", tag = "connectors", operation_id = "open_notification",
+    security(()),
+    params(("token" = String, Path, description = "Le secret du lien reçu par courriel")),
+    responses((status = 200, description = "Le document notifié", content_type = "application/octet-stream"),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn open_notification(
+    State(state): State<Arc<ApiState>>,
+    ApiPath(token): ApiPath<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use seing_connectors::Error;
+    let delivered = match seing_connectors::notification::open(&state.engine, &token).await {
+        Ok(delivered) => delivered,
+        Err(Error::Refused(reason)) if reason.contains("expiré") => {
+            return Err(ApiError::Forbidden("ce lien a expiré"));
+        }
+        Err(Error::Refused(_)) => return Err(ApiError::NotFound),
+        Err(e) => return Err(ApiError::Internal(e.to_string())),
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        delivered.name.replace(['"', '\\', '\r', '\n'], "_")
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        delivered.bytes,
+    )
+        .into_response())
 }

@@ -160,6 +160,7 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(connectors::settings, connectors::set_settings))
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::delete))
+        .routes(routes!(connectors::open_notification))
 }
 
 /// The OpenAPI document of the API, as served at `/api/v1/openapi.json`.

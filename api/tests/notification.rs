@@ -1,0 +1,393 @@
+//! Notification of a procurement award (`marches-notification`) through the API, against a real
+//! SMTP server (Python `aiosmtpd`, started by the test) and the test TSA: the mail carries a
+//! unique link; its first opening returns the signed document and records an RFC 3161
+//! timestamped receipt in the journal (`acknowledged`); later openings change nothing; unknown
+//! links are not found; a link past its deadline is refused and reported as expired.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use seing_api::http::{ApiSettings, ApiState};
+use seing_api::server::{AppState, router};
+use seing_certs_test::pki::TestPki;
+use seing_certs_test::tsa::TestTsa;
+use seing_connectors::ports::Connectors;
+use seing_connectors::settings::store_settings;
+use seing_engine::Engine;
+use seing_engine::circuit::Template;
+use seing_engine::clock::SystemClock;
+use seing_engine::docstore::DocumentStore;
+use seing_engine::metadata::MetaValue;
+use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
+use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
+use seing_engine::ports::{Dispatcher, Receipt, Transmitter, WebhookSender};
+use seing_engine::storage::Database;
+use seing_engine::workflow::DossierState;
+use serde_json::json;
+use tower::ServiceExt;
+
+/// An `aiosmtpd` server writing every message into a Maildir; stopped on drop.
+struct Smtp {
+    child: Child,
+    port: u16,
+    maildir: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path) -> Option<Self> {
+        let available = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "python3 aiosmtpd is missing and CI=true (scripts/install-test-deps installs it)"
+            );
+            eprintln!("SKIP: python3 aiosmtpd is missing");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = dir.join("maildir");
+        let smtp = Self {
+            child: Command::new("python3")
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            port,
+            maildir: maildir.clone(),
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(smtp);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(smtp);
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    /// The messages received, as text.
+    fn messages(&self) -> Vec<String> {
+        let mut messages = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
+                for entry in entries {
+                    messages.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+                }
+            }
+        }
+        messages
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Elsewhere;
+
+impl WebhookSender for Elsewhere {
+    async fn deliver(&self, _job: &Job) -> Result<(), DeliveryError> {
+        Ok(())
+    }
+}
+
+impl Transmitter for Elsewhere {
+    async fn transmit(
+        &self,
+        _job: &Job,
+        _channel: seing_engine::circuit::Channel,
+    ) -> Result<Receipt, DeliveryError> {
+        Err(DeliveryError::permanent("hors du test"))
+    }
+}
+
+/// The link of a mail, unfolded from its quoted-printable lines.
+fn link(message: &str) -> String {
+    let unfolded = message.replace("=\r\n", "").replace("=\n", "");
+    let start = unfolded.find("/api/v1/notifications/").expect("a link");
+    unfolded[start..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(smtp) = Smtp::start(dir.path()) else {
+        return;
+    };
+    let tsa = TestTsa::start(TestPki::shared()).unwrap();
+
+    let db = Database::connect(&format!("sqlite:{}", dir.path().join("seing.db").display()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let engine = Engine::new(
+        db.clone(),
+        DocumentStore::new(dir.path().join("documents")),
+        Arc::new(SystemClock),
+        Template::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")).unwrap(),
+    );
+    let app = router(
+        Arc::new(AppState { database: db }),
+        Arc::new(ApiState {
+            engine: engine.clone(),
+            settings: ApiSettings::default(),
+        }),
+    );
+    let (tenant, admin) = engine
+        .create_tenant(NewTenant {
+            name: "Commune de Démo".into(),
+            siren: "213500002".into(),
+            departement: "35".into(),
+            admin_login: "admin".into(),
+            admin_name: "Admin".into(),
+        })
+        .await
+        .unwrap();
+    let admin = Actor {
+        tenant: tenant.id,
+        user: admin.id,
+    };
+    let mut actors = BTreeMap::new();
+    let mut desks = BTreeMap::new();
+    for (desk, login) in [("marches", "marches"), ("maire", "maire")] {
+        let user = engine
+            .create_user(admin, login, login, false)
+            .await
+            .unwrap();
+        let d = engine
+            .create_desk(admin, desk, None, &[user.id])
+            .await
+            .unwrap();
+        desks.insert(desk, d.id);
+        actors.insert(
+            login,
+            Actor {
+                tenant: tenant.id,
+                user: user.id,
+            },
+        );
+    }
+    let circuit = engine
+        .create_circuit(
+            admin,
+            "marches-notification",
+            "marches-notification",
+            &[("marches".to_owned(), desks["marches"])]
+                .into_iter()
+                .collect(),
+        )
+        .await
+        .unwrap();
+    store_settings(
+        &engine,
+        tenant.id,
+        &json!({
+            "notification": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
+                "from": "Commune de Démo <marches@mairie-demo.fr>",
+                "public_url": "https://parapheur.mairie-demo.fr", "link_days": 15,
+                "tsa_url": tsa.url()},
+            "archive": {"drop_folder": {"outbox": dir.path().join("sae/sortie"),
+                                        "inbox": dir.path().join("sae/entree")},
+                        "archival_agency": "AD35", "transferring_agency": "MAIRIE"}
+        })
+        .to_string(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+
+    let connectors = Connectors::new(engine.clone());
+    let dispatcher = Dispatcher {
+        engine: engine.clone(),
+        transmitter: Elsewhere,
+        notifier: connectors.clone(),
+        archiver: connectors.clone(),
+        webhooks: Elsewhere,
+    };
+    let deliver = || async {
+        let policy = RetryPolicy::default();
+        loop {
+            let run = engine
+                .run_outbox_once(&dispatcher, &policy, 20)
+                .await
+                .unwrap();
+            assert_eq!(run.failed + run.retried, 0);
+            if run.done == 0 {
+                break;
+            }
+        }
+    };
+
+    let award = |title: &str| NewDossier {
+        circuit: circuit.id,
+        emitter_desk: desks["marches"],
+        title: title.into(),
+        main: NewDocument {
+            name: "notification-attribution.pdf".into(),
+            media_type: "application/pdf".into(),
+            bytes: b"%PDF-1.7 attribution\n%%EOF\n".to_vec(),
+        },
+        annexes: vec![],
+        metadata: [(
+            "destinataire_email".to_owned(),
+            MetaValue::Text("offres@entreprise-dupont.fr".into()),
+        )]
+        .into_iter()
+        .collect(),
+        chosen_desks: [("signataire".to_owned(), desks["maire"])]
+            .into_iter()
+            .collect(),
+        deadline: None,
+    };
+    let signed = b"%PDF-1.7 attribution signee\n%%EOF\n";
+    let mut ids = Vec::new();
+    for title in ["Marché 2026-014 voirie", "Marché 2026-015 éclairage"] {
+        let d = engine
+            .create_dossier(actors["marches"], award(title))
+            .await
+            .unwrap();
+        engine.submit(actors["marches"], d.id, None).await.unwrap();
+        engine
+            .visa(actors["marches"], d.id, ActionInput::default())
+            .await
+            .unwrap();
+        engine
+            .sign(
+                actors["maire"],
+                d.id,
+                ActionInput::default(),
+                SignedOutput {
+                    documents: vec![NewDocument {
+                        name: "notification-attribution.pdf".into(),
+                        media_type: "application/pdf".into(),
+                        bytes: signed.to_vec(),
+                    }],
+                    signatures: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(d.id);
+    }
+    deliver().await;
+    let state = |id| {
+        let engine = engine.clone();
+        let maire = actors["maire"];
+        async move { engine.dossier(maire, id).await.unwrap().state }
+    };
+    assert_eq!(state(ids[0]).await, DossierState::Transmitted);
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let first = messages
+        .iter()
+        .find(|m| m.contains("2026-014"))
+        .expect("the first award's mail");
+    assert!(first.contains("offres@entreprise-dupont.fr"), "{first}");
+    let links: Vec<String> = messages.iter().map(|m| link(m)).collect();
+    assert_ne!(links[0], links[1]);
+    let first_link = link(first);
+
+    let get = |uri: String| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, body.to_vec())
+        }
+    };
+    assert_eq!(
+        get("/api/v1/notifications/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into())
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = get(first_link.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, signed);
+    assert_eq!(state(ids[0]).await, DossierState::Acknowledged);
+    let journal = engine.connector_journal(tenant.id, ids[0]).await.unwrap();
+    let receipt = journal.iter().find(|e| e.action == "acknowledged").unwrap();
+    assert!(
+        receipt.detail.contains("offres@entreprise-dupont.fr"),
+        "{}",
+        receipt.detail
+    );
+    assert!(receipt.detail.contains("horodaté"), "{}", receipt.detail);
+    let token_sha = receipt
+        .detail
+        .split("jeton ")
+        .nth(1)
+        .unwrap()
+        .get(..64)
+        .unwrap()
+        .to_owned();
+    let token = engine.documents_store().get(&token_sha).await.unwrap();
+    let parsed = seing_signer::tsp::parse_token(&token).unwrap();
+    assert!(parsed.tsa_certificate.is_some());
+    let age = time::OffsetDateTime::now_utc() - parsed.gen_time;
+    assert!(age < time::Duration::minutes(5), "{age}");
+
+    // A second opening serves the document again and records nothing more.
+    let (status, _) = get(first_link).await;
+    assert_eq!(status, StatusCode::OK);
+    let again = engine.connector_journal(tenant.id, ids[0]).await.unwrap();
+    assert_eq!(
+        again.iter().filter(|e| e.action == "acknowledged").count(),
+        1
+    );
+    deliver().await;
+    assert_eq!(state(ids[0]).await, DossierState::Archived);
+
+    // The second link passes its deadline unopened: refused, and reported as expired.
+    let pool = engine.database().pool();
+    let detail: String =
+        sqlx::query_scalar("SELECT detail FROM connector_transmissions WHERE dossier_id = $1")
+            .bind(ids[1].to_string())
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let mut detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    detail["expires_at"] = json!("2020-01-01T00:00:00Z");
+    sqlx::query("UPDATE connector_transmissions SET detail = $1 WHERE dossier_id = $2")
+        .bind(detail.to_string())
+        .bind(ids[1].to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    let second_link = links.iter().find(|l| **l != link(first)).unwrap().clone();
+    assert_eq!(get(second_link.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(connectors.poll().await.unwrap().expired, 1);
+    assert_eq!(get(second_link).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(state(ids[1]).await, DossierState::Transmitted);
+}
