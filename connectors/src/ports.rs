@@ -63,6 +63,14 @@ struct Payload {
     documents: Vec<JobDocument>,
 }
 
+impl Payload {
+    /// Reads the payload of a connector job (an unreadable one will never become readable).
+    fn of(job: &Job) -> std::result::Result<Self, DeliveryError> {
+        serde_json::from_value(job.payload.clone())
+            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))
+    }
+}
+
 /// What one send left behind.
 struct Sent {
     kind: &'static str,
@@ -760,8 +768,7 @@ impl Transmitter for Connectors {
         job: &Job,
         channel: Channel,
     ) -> std::result::Result<Receipt, DeliveryError> {
-        let payload: Payload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        let payload = Payload::of(job)?;
         if let Some(reference) = self
             .recorded(payload.dossier, payload.step)
             .await
@@ -791,8 +798,7 @@ impl Transmitter for Connectors {
 
 impl Archiver for Connectors {
     async fn archive(&self, job: &Job) -> std::result::Result<Receipt, DeliveryError> {
-        let payload: Payload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        let payload = Payload::of(job)?;
         if let Some(reference) = self
             .recorded(payload.dossier, payload.step)
             .await
@@ -810,8 +816,7 @@ impl Archiver for Connectors {
 
 impl Notifier for Connectors {
     async fn notify(&self, job: &Job) -> std::result::Result<Receipt, DeliveryError> {
-        let payload: Payload = serde_json::from_value(job.payload.clone())
-            .map_err(|e| DeliveryError::permanent(format!("tâche illisible : {e}")))?;
+        let payload = Payload::of(job)?;
         let settings = self
             .settings(job.tenant)
             .await

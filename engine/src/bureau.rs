@@ -63,13 +63,7 @@ impl Engine {
     pub async fn bureau(&self, actor: Actor, desk: DeskId) -> EngineResult<Vec<BureauEntry>> {
         let now = self.now();
         let mut conn = self.db.pool().acquire().await?;
-        let user = Self::load_user(&mut conn, actor).await?;
-        Self::desk_exists(&mut conn, actor.tenant, desk).await?;
-        if !user.admin {
-            self.acting_as(&mut conn, actor.tenant, &user, &[desk], None, now)
-                .await
-                .map_err(|_| EngineError::forbidden("vous ne détenez pas ce bureau"))?;
-        }
+        self.check_desk_view(&mut conn, actor, desk, now).await?;
         let rows = sqlx::query(
             "SELECT d.id, d.title, d.circuit_id, d.state, d.current_step, d.deadline, \
                     d.created_at, d.updated_at, i.reason, d.steps \

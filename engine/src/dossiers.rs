@@ -596,6 +596,25 @@ impl Engine {
     }
 
     /// The emitter desk (or an administrator) manages drafts and rejected dossiers.
+    /// Checks that the actor may look at `desk`: it exists in the tenant, and the actor holds it,
+    /// acts for it through an active delegation, or administers the tenant.
+    pub(crate) async fn check_desk_view(
+        &self,
+        conn: &mut AnyConnection,
+        actor: Actor,
+        desk: DeskId,
+        now: OffsetDateTime,
+    ) -> EngineResult<()> {
+        let user = Self::load_user(conn, actor).await?;
+        Self::desk_exists(conn, actor.tenant, desk).await?;
+        if !user.admin {
+            self.acting_as(conn, actor.tenant, &user, &[desk], None, now)
+                .await
+                .map_err(|_| EngineError::forbidden("vous ne détenez pas ce bureau"))?;
+        }
+        Ok(())
+    }
+
     async fn acting_as_emitter(
         &self,
         conn: &mut AnyConnection,
@@ -1638,13 +1657,7 @@ impl Engine {
             None => String::new(),
         };
         let mut conn = self.db.pool().acquire().await?;
-        let user = Self::load_user(&mut conn, actor).await?;
-        Self::desk_exists(&mut conn, actor.tenant, desk).await?;
-        if !user.admin {
-            self.acting_as(&mut conn, actor.tenant, &user, &[desk], None, now)
-                .await
-                .map_err(|_| EngineError::forbidden("vous ne détenez pas ce bureau"))?;
-        }
+        self.check_desk_view(&mut conn, actor, desk, now).await?;
         let rows = sqlx::query(
             // The page is cut from the inbox index first, then joined: the planner never
             // joins the whole desk when only a page is wanted.
