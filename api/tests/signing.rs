@@ -3,8 +3,12 @@
 //! token, one C_Login counted by pkcs11-spy) signs them all; every signed PES passes the PES XSD
 //! (xmllint), xmlsec1 and the oracle. The refusals: a value that does not match the
 //! certificate, expired / revoked / non-signing certificates, another tenant's dossier, the
-//! wrong desk, an expired or reused batch. Server-held keys with the real `seing serve`: a wrong
+//! wrong desk, an expired or reused batch. The service's outbox worker delivers the webhooks
+//! of the 15 dossiers to a local receiver that checks their HMAC signatures. Server-held keys with the real `seing serve`: a wrong
 //! PIN changes nothing, the right one signs, and neither reaches the logs.
+
+#[path = "common/webhook_receiver.rs"]
+mod webhook_receiver;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -31,6 +35,7 @@ use seing_signer::key::software::SoftwareKey;
 use seing_signer::key::{KeySource, Secret};
 use serde_json::{Value, json};
 use sqlx::Executor as _;
+use webhook_receiver::{Receiver, Worker};
 
 const SIREN_A: &str = "217500008";
 const SIREN_B: &str = "217500016";
@@ -566,6 +571,17 @@ fn fifteen_pes_signed_by_the_client(kind: Kind) {
     let pki = TestPki::shared();
     let a = svc.rt.block_on(world(&svc.engine, SIREN_A));
     trust(&svc.http, &a, pki);
+    // The business software subscribes to every event; the worker delivers them.
+    let (receiver, hooks) = svc.rt.block_on(Receiver::start());
+    let subscription = svc.http.expect(
+        201,
+        "POST",
+        "/webhooks",
+        &a.tokens["admin"],
+        Some(json!({"url": format!("{hooks}/erp")})),
+    );
+    let secret = subscription["secret"].as_str().unwrap().to_owned();
+    let worker = svc.rt.block_on(async { Worker::start(&svc.engine) });
     let mut ids = Vec::new();
     for i in 0..15 {
         let count = if i == 0 { 15 } else { 1 };
@@ -691,6 +707,40 @@ fn fifteen_pes_signed_by_the_client(kind: Kind) {
         None,
     );
     assert!(journal.to_string().contains("\"sign\""), "{journal}");
+    // One dossier.signed per dossier reached the receiver, each signed with the subscription's
+    // secret, naming the signed PES.
+    let signed = svc
+        .rt
+        .block_on(receiver.wait_for("/erp", "dossier.signed", ids.len()));
+    let mut signed_ids: Vec<String> = signed
+        .iter()
+        .map(|delivery| {
+            delivery.verify(&secret).unwrap();
+            let body = delivery.json();
+            assert_eq!(body["step"]["action"], "signature", "{body}");
+            assert!(body["documents"][0]["name"].as_str().is_some(), "{body}");
+            body["dossier"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    signed_ids.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(signed_ids, expected, "one dossier.signed per dossier");
+    svc.rt
+        .block_on(receiver.wait_for("/erp", "dossier.created", ids.len()));
+    // Each delivery carries its own id (in the body and the Seing-Delivery header), so the
+    // receiver can refuse a replay.
+    let mut deliveries = std::collections::BTreeSet::new();
+    for delivery in receiver.at("/erp") {
+        delivery.verify(&secret).unwrap();
+        assert!(delivery.verify("un autre secret").is_err());
+        assert_eq!(delivery.json()["id"], delivery.delivery);
+        assert!(
+            deliveries.insert(delivery.delivery.clone()),
+            "delivered twice"
+        );
+    }
+    svc.rt.block_on(worker.stop());
     svc.close();
 }
 

@@ -3,21 +3,18 @@
 //! receiver that checks each HMAC signature and timestamp; a receiver answering 500 gets the
 //! event again and then never more; a deleted subscription gets nothing.
 
+#[path = "common/webhook_receiver.rs"]
+mod webhook_receiver;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Request, StatusCode, Uri, header};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
-use seing_api::worker::{self, WorkerSettings};
-use seing_connectors::webhooks::{
-    DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, verify_signature,
-};
 use seing_engine::Engine;
 use seing_engine::access::Role;
 use seing_engine::clock::SystemClock;
@@ -29,6 +26,7 @@ use seing_engine::storage::Database;
 use serde_json::{Value, json};
 use sqlx::Executor;
 use tower::ServiceExt;
+use webhook_receiver::{Receiver, Worker};
 
 const SIREN: &str = "217500008";
 const SECRET: &str = "secret-du-recepteur-erp";
@@ -36,78 +34,6 @@ const SECRET: &str = "secret-du-recepteur-erp";
 fn postgres_url() -> String {
     std::env::var("SEING_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// What the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    event: String,
-    delivery: String,
-    signature: String,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// A receiver of webhooks: records every request; `/flaky` answers 500 to its first one.
-#[derive(Debug, Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Received>>>,
-    flaky_calls: Arc<AtomicU32>,
-}
-
-async fn receive(
-    State(receiver): State<Receiver>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    assert_eq!(text("content-type"), "application/json");
-    receiver.got.lock().unwrap().push(Received {
-        path: uri.path().to_owned(),
-        event: text(EVENT_HEADER),
-        delivery: text(DELIVERY_HEADER),
-        signature: text(SIGNATURE_HEADER),
-        body: body.to_vec(),
-    });
-    if uri.path() == "/flaky" && receiver.flaky_calls.fetch_add(1, Ordering::SeqCst) == 0 {
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::NO_CONTENT
-    }
-}
-
-impl Receiver {
-    async fn start() -> (Self, String) {
-        let receiver = Self::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = Router::new().fallback(receive).with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (receiver, base)
-    }
-
-    fn at(&self, path: &str) -> Vec<Received> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path)
-            .cloned()
-            .collect()
-    }
 }
 
 /// The service on a fresh database, with a tenant (Finances → visa, Maire → signature).
@@ -484,25 +410,12 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(worker::run(
-        service.engine.clone(),
-        WorkerSettings {
-            poll: Duration::from_millis(20),
-            retry_base: Duration::from_millis(300),
-            webhook_timeout: Duration::from_secs(5),
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = Worker::start(&service.engine);
     service.settled(&[signed, rejected]).await;
 
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let every = receiver.at("/every");
     for delivery in &every {
-        verify_signature(SECRET, &delivery.signature, &delivery.body, now, 300)
-            .unwrap_or_else(|e| panic!("{e}: {delivery:?}"));
+        delivery.verify(SECRET).unwrap();
         let body = delivery.json();
         assert_eq!(body["event"], delivery.event);
         assert_eq!(body["id"], delivery.delivery);
@@ -552,6 +465,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
 
     // The flaky receiver got each dossier.created twice (500, then 204), same delivery id,
     // signed with its own secret; then nothing more.
+    receiver.wait_for("/flaky", "dossier.created", 3).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let flaky = receiver.at("/flaky");
     assert_eq!(flaky.len(), 3, "{flaky:?}");
@@ -566,8 +480,8 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         "the failed delivery came again with the same id"
     );
     for delivery in &flaky {
-        verify_signature(&flaky_secret, &delivery.signature, &delivery.body, now, 300).unwrap();
-        assert!(verify_signature(SECRET, &delivery.signature, &delivery.body, now, 300).is_err());
+        delivery.verify(&flaky_secret).unwrap();
+        assert!(delivery.verify(SECRET).is_err());
     }
     assert!(receiver.at("/deleted").is_empty());
     let mut jobs = Vec::new();
@@ -598,8 +512,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .unwrap();
     assert_eq!((retried.status, retried.attempts), (JobStatus::Done, 2));
 
-    stop.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     service.close().await;
 }
 
