@@ -225,6 +225,33 @@ pub struct DossierOutcome {
     pub result: EngineResult<Vec<Document>>,
 }
 
+/// A key of the server's module opened for one batch (see [`Engine::open_server_key`]).
+pub struct OpenedServerKey {
+    usage: KeyUsage,
+    chain: CertificateChain,
+    key: Arc<dyn KeySource>,
+}
+
+impl std::fmt::Debug for OpenedServerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedServerKey")
+            .field("usage", &self.usage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The dossiers of a server-key batch, in order, each once; refused when empty.
+pub fn server_batch(dossiers: Vec<DossierId>) -> EngineResult<Vec<DossierId>> {
+    if dossiers.is_empty() {
+        return Err(EngineError::invalid(
+            "dossier_ids",
+            "choisir au moins un dossier",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    Ok(dossiers.into_iter().filter(|d| seen.insert(*d)).collect())
+}
+
 /// The serialized state of one prepared dossier.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "format", content = "state", rename_all = "lowercase")]
@@ -623,6 +650,18 @@ impl Engine {
             .collect()
     }
 
+    /// Removes a certificate or CRL from the tenant's trust store (administrators).
+    pub async fn remove_trust_entry(&self, actor: Actor, id: TrustAnchorId) -> EngineResult<()> {
+        self.check_admin(actor).await?;
+        self.delete_tenant_row(
+            "DELETE FROM trust_anchors WHERE id = $1 AND tenant_id = $2",
+            actor,
+            &id.to_string(),
+            "autorité de confiance",
+        )
+        .await
+    }
+
     async fn trust_store(&self, actor: Actor) -> EngineResult<TrustStore> {
         let rows = sqlx::query("SELECT kind, pem FROM trust_anchors WHERE tenant_id = $1")
             .bind(actor.tenant.to_string())
@@ -764,6 +803,40 @@ impl Engine {
             }
         }
         Ok(keys)
+    }
+
+    /// Forgets a server key (administrators): it no longer signs; the key itself stays on the
+    /// module.
+    pub async fn remove_server_key(&self, actor: Actor, id: ServerKeyId) -> EngineResult<()> {
+        self.check_admin(actor).await?;
+        self.delete_tenant_row(
+            "DELETE FROM server_keys WHERE id = $1 AND tenant_id = $2",
+            actor,
+            &id.to_string(),
+            "clé du serveur",
+        )
+        .await
+    }
+
+    /// Runs `delete` (`… WHERE id = $1 AND tenant_id = $2`) for row `id` of the actor's tenant.
+    async fn delete_tenant_row(
+        &self,
+        delete: &'static str,
+        actor: Actor,
+        id: &str,
+        entity: &'static str,
+    ) -> EngineResult<()> {
+        let mut tx = self.db.begin_write().await?;
+        let deleted = sqlx::query(delete)
+            .bind(id)
+            .bind(actor.tenant.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() != 1 {
+            return Err(EngineError::NotFound { entity });
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Prepares one dossier for `chain`: its target, document, format and data to sign.
@@ -1066,12 +1139,27 @@ impl Engine {
         dossiers: Vec<DossierId>,
         desk: Option<DeskId>,
     ) -> EngineResult<Vec<DossierOutcome>> {
-        if dossiers.is_empty() {
-            return Err(EngineError::invalid(
-                "dossier_ids",
-                "choisir au moins un dossier",
-            ));
+        let dossiers = server_batch(dossiers)?;
+        let opened = self.open_server_key(actor, key, pin).await?;
+        let mut outcomes = Vec::new();
+        for dossier in dossiers {
+            outcomes.push(
+                self.server_sign_dossier(actor, &opened, dossier, desk)
+                    .await,
+            );
         }
+        Ok(outcomes)
+    }
+
+    /// Opens a key of the server's module with `pin` (one login, for one batch; the PIN is
+    /// never stored) after checking that the actor may use it and that its certificate chains
+    /// to the tenant's trust anchors.
+    pub async fn open_server_key(
+        &self,
+        actor: Actor,
+        key: ServerKeyId,
+        pin: Secret,
+    ) -> EngineResult<OpenedServerKey> {
         let row = sqlx::query(
             "SELECT uri, usage, owner_id, chain_pem FROM server_keys WHERE id = $1 AND tenant_id = $2",
         )
@@ -1118,18 +1206,26 @@ impl Engine {
         let key_source: Arc<dyn KeySource> = Arc::new(opened);
         let chain = CertificateChain::of_key(key_source.as_ref());
         check_certificate(&chain, &self.trust_store(actor).await?, self.now())?;
-        let mut outcomes = Vec::new();
-        let mut seen = BTreeSet::new();
-        for dossier in dossiers {
-            if !seen.insert(dossier) {
-                continue;
-            }
-            let result = self
-                .server_sign_one(actor, dossier, desk, usage, &chain, key_source.clone())
-                .await;
-            outcomes.push(DossierOutcome { dossier, result });
-        }
-        Ok(outcomes)
+        Ok(OpenedServerKey {
+            usage,
+            chain,
+            key: key_source,
+        })
+    }
+
+    /// Signs one dossier with an opened server key: what happened to it, never an error for
+    /// the whole batch, so that one bad dossier never sinks the others.
+    pub async fn server_sign_dossier(
+        &self,
+        actor: Actor,
+        key: &OpenedServerKey,
+        dossier: DossierId,
+        desk: Option<DeskId>,
+    ) -> DossierOutcome {
+        let result = self
+            .server_sign_one(actor, dossier, desk, key.usage, &key.chain, key.key.clone())
+            .await;
+        DossierOutcome { dossier, result }
     }
 
     async fn server_sign_one(

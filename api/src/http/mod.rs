@@ -37,6 +37,8 @@ pub struct ApiSettings {
     pub session_ttl: time::Duration,
     /// Mark the session cookie `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// The port on 127.0.0.1 where the web UI looks for `seing agent` on the workstation.
+    pub agent_port: u16,
 }
 
 impl Default for ApiSettings {
@@ -47,6 +49,7 @@ impl Default for ApiSettings {
             login_window: time::Duration::minutes(15),
             session_ttl: time::Duration::hours(8),
             secure_cookies: false,
+            agent_port: crate::agent::DEFAULT_PORT,
         }
     }
 }
@@ -155,7 +158,9 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(signing::submit_batch))
         .routes(routes!(signing::server_sign))
         .routes(routes!(signing::server_keys, signing::add_server_key))
+        .routes(routes!(signing::remove_server_key))
         .routes(routes!(signing::trust_anchors, signing::add_trust_anchors))
+        .routes(routes!(signing::remove_trust_anchor))
         .routes(routes!(signing::verify))
         .routes(routes!(connectors::settings, connectors::set_settings))
         .routes(routes!(webhooks::list, webhooks::create))

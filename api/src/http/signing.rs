@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use seing_engine::EngineError;
-use seing_engine::ids::{DeskId, DossierId, ServerKeyId, SignatureBatchId, UserId};
+use seing_engine::ids::{DeskId, DossierId, ServerKeyId, SignatureBatchId, TrustAnchorId, UserId};
 use seing_engine::model::Document;
 use seing_engine::signing::{
     BatchItem, DossierOutcome, Format, KeyUsage, NewBatch, NewServerKey, ServerKey, TrustEntry,
@@ -435,6 +435,21 @@ pub async fn add_server_key(
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
+/// Forgets a server key (tenant administrators); the key stays on the module.
+#[utoipa::path(delete, path = "/server-keys/{id}", tag = "signing",
+    params(("id" = String, Path, description = "Clé du serveur")),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn remove_server_key(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ServerKeyId>,
+) -> ApiResult<StatusCode> {
+    let actor = caller.tenant_admin()?;
+    state.engine.remove_server_key(actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// An entry of the trust store.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TrustEntryView {
@@ -492,6 +507,21 @@ pub async fn add_trust_anchors(
         StatusCode::CREATED,
         Json(entries.into_iter().map(Into::into).collect()),
     ))
+}
+
+/// Removes a certificate or CRL from the tenant's trust store (tenant administrators).
+#[utoipa::path(delete, path = "/trust-anchors/{id}", tag = "signing",
+    params(("id" = String, Path, description = "Entrée du magasin de confiance")),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+pub async fn remove_trust_anchor(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<TrustAnchorId>,
+) -> ApiResult<StatusCode> {
+    let actor = caller.tenant_admin()?;
+    state.engine.remove_trust_entry(actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The multipart form of a verification (for the OpenAPI document).
