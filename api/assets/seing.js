@@ -1,11 +1,12 @@
-// seing web UI: batch selection and signing (server-held key or the local `seing agent`).
+// seing web UI: batch selection and signing (server-held key or the local `seing agent`),
+// confirmation of removals.
 // No framework, no outside script; every call carries the session's CSRF token.
 "use strict";
 
 (function () {
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
-  // Where `seing agent` listens by default on the élu's workstation.
-  const AGENT = "http://127.0.0.1:7431";
+  // Where `seing agent` listens on the élu's workstation (`seing serve --agent-port`).
+  const AGENT = document.querySelector('meta[name="seing-agent"]')?.content || "http://127.0.0.1:7431";
 
   async function api(method, path, body) {
     const response = await fetch("/api/v1" + path, {
@@ -65,6 +66,13 @@
   boxes().forEach((b) => b.addEventListener("change", refreshCount));
   refreshCount();
 
+  // --- removals ask first (the form's data-confirm text) ------------------------------------
+  document.querySelectorAll("form[data-confirm]").forEach((f) => {
+    f.addEventListener("submit", (event) => {
+      if (!window.confirm(f.dataset.confirm)) event.preventDefault();
+    });
+  });
+
   // --- the signing dialog ------------------------------------------------------------------
   const dialog = document.getElementById("sign-dialog");
   if (!dialog) return;
@@ -76,7 +84,9 @@
   const summary = dialog.querySelector("[data-summary]");
   const confirm = dialog.querySelector("[data-confirm]");
   const cancel = dialog.querySelector("[data-cancel]");
+  const bar = dialog.querySelector("[data-bar]");
   dialog.querySelectorAll("[data-origin]").forEach((e) => { e.textContent = location.origin; });
+  dialog.querySelectorAll("[data-agent-listen]").forEach((e) => { e.textContent = AGENT.replace(/^http:\/\//, ""); });
   let selection = [];
   let finished = false;
 
@@ -146,6 +156,7 @@
     progress.textContent = "";
     dossiers.forEach((d) => progress.append(row(d)));
     summary.textContent = "";
+    bar.hidden = true;
     pin.value = "";
     pin.disabled = false;
     confirm.hidden = false;
@@ -172,10 +183,57 @@
     summary.dataset.failed = String(failed.length);
   }
 
+  // The server opens its key once, then signs one dossier at a time and sends one JSON line
+  // per dossier as soon as it is done: each row and the bar follow the batch live.
   async function signWithServer(keyId, code) {
-    const body = { dossier_ids: selection.map((d) => d.id), key_id: keyId, pin: code };
-    const answer = await api("POST", "/server-signatures", body);
-    report(answer.results || []);
+    const ids = selection.map((d) => d.id);
+    const response = await fetch("/signature-serveur", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/x-ndjson", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ dossier_ids: ids, key_id: keyId, pin: code }),
+    });
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({}));
+      throw new Error(data.detail || ("erreur " + response.status));
+    }
+    const results = [];
+    const progressed = () => {
+      bar.value = results.length;
+      const waiting = ids.filter((id) => !results.some((r) => r.dossier_id === id));
+      if (waiting.length > 0) {
+        setStatus(waiting[0], "Signature en cours…");
+        summary.textContent = results.length + " / " + ids.length + " dossier(s) traité(s)…";
+      }
+    };
+    ids.forEach((id) => setStatus(id, "En attente"));
+    bar.max = ids.length;
+    bar.hidden = false;
+    progressed();
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      let end;
+      while ((end = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, end).trim();
+        buffered = buffered.slice(end + 1);
+        if (!line) continue;
+        const result = JSON.parse(line);
+        results.push(result);
+        if (result.status === "signed") {
+          setStatus(result.dossier_id, "Signé", "ok");
+        } else {
+          setStatus(result.dossier_id, "Échec : " + (result.error || "refusé"), "fail");
+        }
+        progressed();
+      }
+    }
+    const lost = ids.filter((id) => !results.some((r) => r.dossier_id === id));
+    lost.forEach((id) => results.push({ dossier_id: id, status: "failed", error: "réponse interrompue : actualisez la page pour voir son état" }));
+    report(results);
   }
 
   async function signWithAgent(certId, chain, code) {

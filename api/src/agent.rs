@@ -22,7 +22,11 @@ use seing_signer::key::{self, KeySpec, Secret};
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 
-/// Default address of the agent (the web UI looks for it there).
+/// Default port of the agent, and where the web UI looks for it unless `seing serve
+/// --agent-port` says otherwise.
+pub const DEFAULT_PORT: u16 = 7431;
+
+/// Default address of the agent.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7431";
 
 /// How the agent runs.

@@ -29,7 +29,7 @@ pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 10_000;
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, database_url, workflows_dir,
     /// max_upload_bytes, login_max_failures, secure_cookies, signing_batch_ttl, tsa_url,
-    /// no_worker, worker_poll_ms, worker_retry_base_ms, webhook_timeout_ms).
+    /// no_worker, worker_poll_ms, worker_retry_base_ms, webhook_timeout_ms, agent_port).
     #[arg(long, env = "SEING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Time limit of one webhook delivery, in milliseconds [default: 10000].
     #[arg(long, env = "SEING_WEBHOOK_TIMEOUT_MS")]
     pub webhook_timeout_ms: Option<u64>,
+    /// Port on 127.0.0.1 where the pages look for `seing agent` on the élu's workstation (the
+    /// agent's `--listen` port) [default: 7431].
+    #[arg(long, env = "SEING_AGENT_PORT")]
+    pub agent_port: Option<u16>,
     /// Seed a demo authority with users, desks, circuits and dossiers (idempotent).
     #[arg(long)]
     pub demo: bool,
@@ -95,6 +99,7 @@ struct FileConfig {
     worker_poll_ms: Option<u64>,
     worker_retry_base_ms: Option<u64>,
     webhook_timeout_ms: Option<u64>,
+    agent_port: Option<u16>,
 }
 
 /// The resolved configuration of the service.
@@ -158,8 +163,15 @@ impl ServeConfig {
                 .secure_cookies
                 .or(file.secure_cookies)
                 .unwrap_or(defaults.secure_cookies),
+            agent_port: args
+                .agent_port
+                .or(file.agent_port)
+                .unwrap_or(defaults.agent_port),
             ..defaults
         };
+        if api.agent_port == 0 {
+            anyhow::bail!("agent_port must be a port number (1 to 65535)");
+        }
         let signing_defaults = SigningSettings::default();
         let signing = SigningSettings {
             batch_ttl: args
@@ -229,6 +241,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.database_url, "sqlite:seing-data/seing.db");
+        assert_eq!(config.api.agent_port, crate::agent::DEFAULT_PORT);
     }
 
     #[test]
@@ -237,7 +250,7 @@ mod tests {
         let path = dir.path().join("seing.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/seing\"\n",
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/seing\"\nagent_port = 7500\n",
         )
         .unwrap();
         let args = ServeArgs {
@@ -249,6 +262,7 @@ mod tests {
         assert_eq!(config.listen.port(), 9100);
         assert_eq!(config.data_dir, PathBuf::from("/srv/seing"));
         assert_eq!(config.database_url, "sqlite:/srv/seing/seing.db");
+        assert_eq!(config.api.agent_port, 7500);
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! refusals (session fixation, CSRF, another authority's dossier, a desk not held), and 15 PES
 //! dossiers signed in one batch with the maire's key on the server's SoftHSM2 token, each
 //! signed file checked by the oracle; then 2 more signed through `seing agent` with a second
-//! SoftHSM2 token standing for the élu's USB key.
+//! SoftHSM2 token standing for the élu's USB key, on a port of its own that `seing serve
+//! --agent-port` tells the pages. The administration forms (webhooks, trust anchors, server
+//! keys) are used and refused in the browser, the batch's progress is watched row by row, and a
+//! desk of 60 dossiers is paged.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 
 use std::io::Read;
@@ -97,6 +100,14 @@ fn pes_file(specs: &Path, file: usize, count: usize) -> String {
     format!("{}{}{}", &text[..start], copies, &text[end..])
 }
 
+/// The `seing` binary under test: this build's, or `SEING_BIN` (scripts/bench-ui passes the
+/// release build to time the batch).
+fn seing_bin() -> PathBuf {
+    std::env::var_os("SEING_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_seing")))
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -185,13 +196,15 @@ fn prepare(data: &Path, token: &TestToken, pki: &TestPki) -> Prepared {
     })
 }
 
-/// Starts `seing serve` on the prepared data folder, with the server's SoftHSM2 token.
-fn serve(data: &Path, port: u16, token: &TestToken) -> Server {
+/// Starts `seing serve` on the prepared data folder, with the server's SoftHSM2 token; its pages
+/// look for `seing agent` on `agent_port`.
+fn serve(data: &Path, port: u16, token: &TestToken, agent_port: u16) -> Server {
     let listen = format!("127.0.0.1:{port}");
     let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_seing"))
+        Command::new(seing_bin())
             .args(["serve", "--listen", &listen, "--data-dir"])
             .arg(data)
+            .env("SEING_AGENT_PORT", agent_port.to_string())
             .env("SEING_LOG", "warn")
             .env("SOFTHSM2_CONF", &token.conf)
             .stdout(Stdio::null())
@@ -215,18 +228,13 @@ fn serve(data: &Path, port: u16, token: &TestToken) -> Server {
     server
 }
 
-/// Starts `seing agent` where the page looks for it, for the service's origin, on the
-/// workstation's token.
-fn agent(origin: &str, token: &TestToken, pki: &TestPki) -> Server {
+/// Starts `seing agent` on `listen` (given by its environment variable), for the service's
+/// origin, on the workstation's token.
+fn agent(origin: &str, listen: &str, token: &TestToken, pki: &TestPki) -> Server {
     let mut agent = Server(
-        Command::new(env!("CARGO_BIN_EXE_seing"))
-            .args([
-                "agent",
-                "--origin",
-                origin,
-                "--listen",
-                seing_api::agent::DEFAULT_LISTEN,
-            ])
+        Command::new(seing_bin())
+            .args(["agent", "--origin", origin])
+            .env("SEING_AGENT_LISTEN", listen)
             .arg("--chain")
             .arg(&pki.personnes_ca)
             .env("SOFTHSM2_CONF", &token.conf)
@@ -236,11 +244,11 @@ fn agent(origin: &str, token: &TestToken, pki: &TestPki) -> Server {
             .unwrap(),
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(seing_api::agent::DEFAULT_LISTEN).is_err() {
+    while std::net::TcpStream::connect(listen).is_err() {
         if let Some(status) = agent.0.try_wait().unwrap() {
             let mut stderr = String::new();
             let _ = agent.0.stderr.take().unwrap().read_to_string(&mut stderr);
-            panic!("seing agent exited with {status} (is port 7431 taken?): {stderr}");
+            panic!("seing agent exited with {status}: {stderr}");
         }
         assert!(
             Instant::now() < deadline,
@@ -302,11 +310,24 @@ fn web_ui_in_chromium() {
         .expect("SoftHSM2 token");
     let prepared = prepare(&data, &token, pki);
     let port = free_port();
-    let _server = serve(&data, port, &token);
+    // Not the default port: the pages must find the agent where `--agent-port` says.
+    let agent_port = loop {
+        let candidate = free_port();
+        if candidate != port && candidate != seing_api::agent::DEFAULT_PORT {
+            break candidate;
+        }
+    };
+    let agent_listen = format!("127.0.0.1:{agent_port}");
+    let _server = serve(&data, port, &token, agent_port);
     let workstation =
         seing_certs_test::token::create(&dir.path().join("poste"), "Poste", AGENT_PIN, pki)
             .expect("SoftHSM2 token of the workstation");
-    let _agent = agent(&format!("http://127.0.0.1:{port}"), &workstation, pki);
+    let _agent = agent(
+        &format!("http://127.0.0.1:{port}"),
+        &agent_listen,
+        &workstation,
+        pki,
+    );
     let signer = seing_signer::x509::read_certificate(&workstation.cert("elu-rsa2048"))
         .ok()
         .and_then(|c| seing_signer::x509::common_name(&c))
@@ -334,9 +355,15 @@ fn web_ui_in_chromium() {
         .env("SEING_SIGN_PIN", PIN)
         .env("SEING_AGENT_PIN", AGENT_PIN)
         .env("SEING_AGENT_SIGNER", &signer)
+        .env("SEING_AGENT_URL", format!("http://{agent_listen}"))
+        .env("SEING_TRUST_CRL", &pki.personnes_crl_pem)
         .env(
-            "SEING_AGENT_URL",
-            format!("http://{}", seing_api::agent::DEFAULT_LISTEN),
+            "SEING_SEAL_URI",
+            format!(
+                "pkcs11:token={};object=cachet?module-path={}",
+                token.label,
+                token.module.display()
+            ),
         )
         .env("SEING_SIGNED_DIR", &signed)
         .env("SEING_SCREENSHOTS", &shots)

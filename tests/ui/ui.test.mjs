@@ -11,6 +11,8 @@
 //   SEING_AGENT_SIGNER   (with SEING_AGENT_PIN) the name on the agent's certificate to use
 //   SEING_AGENT_URL      (with SEING_AGENT_PIN) where the agent listens
 //   SEING_SIGNED_DIR     (with a PIN) where to save the signed PES files for the oracle
+//   SEING_TRUST_CRL      a PEM CRL to add to the trust store and remove, in the administration
+//   SEING_SEAL_URI       a PKCS#11 URI (no PIN) to register as a seal key and remove
 //   CHROMIUM             the browser binary (default /usr/bin/chromium)
 // Prints one line per scenario and "N passed, N failed"; exits non-zero on any failure.
 
@@ -30,7 +32,9 @@ const agentPin = process.env.SEING_AGENT_PIN;
 const signedDir = process.env.SEING_SIGNED_DIR;
 const agentSigner = process.env.SEING_AGENT_SIGNER;
 const agentUrl = process.env.SEING_AGENT_URL;
-for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots })) {
+const trustCrl = process.env.SEING_TRUST_CRL;
+const sealUri = process.env.SEING_SEAL_URI;
+for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots, SEING_TRUST_CRL: trustCrl, SEING_SEAL_URI: sealUri })) {
   if (!value) throw new Error(`${name} is required`);
 }
 await mkdir(shots, { recursive: true });
@@ -242,7 +246,7 @@ await scenario("absences and administration pages; the delegate opens the absent
   await page.screenshot({ path: join(shots, "absences.png"), fullPage: true });
   await page.goto(base + "/administration");
   await page.getByRole("heading", { name: "Jetons d'API" }).waitFor();
-  await page.getByRole("cell", { name: "Clé du maire" }).waitFor();
+  await page.getByRole("cell", { name: "Clé du maire", exact: true }).waitFor();
   await page.getByRole("cell", { name: "clé de Claire Martin, maire" }).waitFor();
   await page.screenshot({ path: join(shots, "administration.png"), fullPage: true });
   // The DGS now holds the maire's desk through the delegation: the switcher offers it.
@@ -252,6 +256,163 @@ await scenario("absences and administration pages; the delegate opens the absent
   await page.getByRole("button", { name: "Changer" }).click();
   await page.getByRole("heading", { name: "Bureau Maire (délégation)" }).waitFor();
   assert.equal(await count(page, "À traiter"), created.length - 1);
+});
+
+// Rows of a table in the section titled `title` of the administration page.
+function adminRows(page, title) {
+  return page.getByRole("region", { name: title }).locator("table.list tbody tr");
+}
+
+await scenario("administration: webhooks created with the keyboard, secret shown once, refused and deleted", async (page) => {
+  await login(page, "admin");
+  await page.goto(base + "/administration");
+  const hooks = page.getByRole("region", { name: "Webhooks" });
+  const before = await adminRows(page, "Webhooks").count();
+  // Keyboard only: type the URL, Tab to the first event, tick it with Space, Enter submits.
+  await hooks.getByLabel("Adresse de réception").focus();
+  await page.keyboard.type("https://finances.example.fr/seing/evenements");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.value), "dossier.created");
+  await page.keyboard.press("Space");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.value), "dossier.signed");
+  await page.keyboard.press("Space");
+  await hooks.getByLabel("Adresse de réception").focus();
+  await page.keyboard.press("Enter");
+  await page.getByText("Webhook créé.").waitFor();
+  const secret = await page.locator("[data-secret]").textContent();
+  assert.match(secret, /^whsec_/);
+  await page.screenshot({ path: join(shots, "administration-webhook-secret.png"), fullPage: true });
+  assert.equal(await adminRows(page, "Webhooks").count(), before + 1);
+  await hooks.getByRole("cell", { name: "dossier.created, dossier.signed" }).waitFor();
+  // Shown once: the page, opened again, no longer holds it.
+  await page.goto(base + "/administration");
+  assert.equal(await page.locator("[data-secret]").count(), 0);
+  assert.ok(!(await page.content()).includes(secret));
+  // Refused in the form (the browser accepts the URL, the engine does not): nothing stored.
+  await hooks.getByLabel("Adresse de réception").fill("ftp://finances.example.fr/seing");
+  await hooks.getByRole("button", { name: "Créer le webhook" }).click();
+  await hooks.getByRole("alert").waitFor();
+  assert.match(await hooks.getByRole("alert").textContent(), /Webhook refusé : l'adresse doit commencer par http\(s\):\/\//);
+  assert.equal(await hooks.getByLabel("Adresse de réception").inputValue(), "ftp://finances.example.fr/seing");
+  assert.equal(await adminRows(page, "Webhooks").count(), before + 1);
+  await page.screenshot({ path: join(shots, "administration-webhook-refuse.png"), fullPage: true });
+  // An unknown event, forged past the checkboxes, is refused too.
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const forged = await page.request.post(base + "/administration/webhooks", { form: { csrf, url: "https://x.example.fr/", events: "dossier.vole" } });
+  assert.equal(forged.status(), 422);
+  assert.match(await forged.text(), /événement inconnu « dossier.vole »/);
+  // Deleted after a confirmation.
+  page.once("dialog", (dialog) => dialog.accept());
+  await hooks.getByRole("button", { name: "Supprimer le webhook https://finances.example.fr/seing/evenements" }).click();
+  await page.getByText("Webhook supprimé.").waitFor();
+  assert.equal(await adminRows(page, "Webhooks").count(), before);
+  const listed = await page.request.get(base + "/api/v1/webhooks");
+  assert.equal((await listed.json()).length, before);
+});
+
+await scenario("administration: trust anchors uploaded as PEM, refused when unreadable, removed", async (page) => {
+  await login(page, "admin");
+  await page.goto(base + "/administration");
+  const trust = page.getByRole("region", { name: "Autorités de confiance" });
+  const before = await adminRows(page, "Autorités de confiance").count();
+  await trust.getByLabel("Certificat d'autorité ou liste de révocation (fichier PEM)").setInputFiles({
+    name: "faux.pem", mimeType: "application/x-pem-file",
+    buffer: Buffer.from("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+  });
+  await trust.getByRole("button", { name: "Ajouter au magasin de confiance" }).click();
+  await trust.getByRole("alert").waitFor();
+  assert.match(await trust.getByRole("alert").textContent(), /Ajout refusé : certificat illisible/);
+  assert.equal(await adminRows(page, "Autorités de confiance").count(), before);
+  await trust.getByLabel("Certificat d'autorité ou liste de révocation (fichier PEM)").setInputFiles(trustCrl);
+  await trust.getByRole("button", { name: "Ajouter au magasin de confiance" }).click();
+  await page.getByText("1 entrée(s) ajoutée(s) au magasin de confiance.").waitFor();
+  assert.equal(await adminRows(page, "Autorités de confiance").count(), before + 1);
+  const crlRow = adminRows(page, "Autorités de confiance").filter({ hasText: "Liste de révocation" });
+  assert.equal(await crlRow.count(), 1);
+  await page.screenshot({ path: join(shots, "administration-confiance.png"), fullPage: true });
+  page.once("dialog", (dialog) => dialog.accept());
+  await crlRow.getByRole("button", { name: /^Retirer Liste de révocation/ }).click();
+  await page.getByText("Entrée retirée du magasin de confiance.").waitFor();
+  assert.equal(await adminRows(page, "Autorités de confiance").count(), before);
+  const store = await (await page.request.get(base + "/api/v1/trust-anchors")).json();
+  assert.equal(store.filter((e) => e.kind === "crl").length, 0);
+});
+
+await scenario("administration: a seal key of the server's module added, refused with a PIN or an unknown owner, removed", async (page) => {
+  await login(page, "admin");
+  await page.goto(base + "/administration");
+  const keys = page.getByRole("region", { name: "Clés du serveur (cachet, clés des élus)" });
+  const before = await adminRows(page, "Clés du serveur (cachet, clés des élus)").count();
+  await keys.getByLabel("Libellé").fill("Cachet de la mairie");
+  await keys.getByLabel("URI PKCS#11 (sans code PIN)").fill(sealUri + "&pin-value=1234");
+  await keys.getByRole("radio", { name: "Cachet de la collectivité" }).check();
+  await keys.getByRole("button", { name: "Ajouter la clé" }).click();
+  await keys.getByRole("alert").waitFor();
+  assert.match(await keys.getByRole("alert").textContent(), /Clé refusée : l'URI ne doit contenir aucun code PIN/);
+  assert.equal(await keys.getByLabel("Libellé").inputValue(), "Cachet de la mairie");
+  assert.equal(await adminRows(page, "Clés du serveur (cachet, clés des élus)").count(), before);
+  await page.screenshot({ path: join(shots, "administration-cle-refusee.png"), fullPage: true });
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const forged = await page.request.post(base + "/administration/cles", {
+    form: { csrf, label: "Clé fantôme", uri: sealUri, usage: "user", owner: "00000000-0000-4000-8000-000000000000" },
+  });
+  assert.equal(forged.status(), 422);
+  assert.match(await forged.text(), /introuvable/);
+  await keys.getByLabel("URI PKCS#11 (sans code PIN)").fill(sealUri);
+  await keys.getByRole("button", { name: "Ajouter la clé" }).click();
+  await page.getByText("Clé du serveur ajoutée.").waitFor();
+  await keys.getByRole("cell", { name: "Cachet de la mairie", exact: true }).waitFor();
+  await keys.getByRole("cell", { name: "cachet de la collectivité" }).waitFor();
+  assert.equal(await adminRows(page, "Clés du serveur (cachet, clés des élus)").count(), before + 1);
+  const registered = await (await page.request.get(base + "/api/v1/server-keys")).json();
+  assert.ok(registered.some((k) => k.label === "Cachet de la mairie" && k.usage === "seal"));
+  assert.ok(!registered.some((k) => k.label === "Clé fantôme"));
+  await page.screenshot({ path: join(shots, "administration-cles.png"), fullPage: true });
+  page.once("dialog", (dialog) => dialog.accept());
+  await keys.getByRole("button", { name: "Retirer la clé Cachet de la mairie" }).click();
+  await page.getByText("Clé du serveur retirée.").waitFor();
+  assert.equal(await adminRows(page, "Clés du serveur (cachet, clés des élus)").count(), before);
+});
+
+await scenario("a tab of 60 dossiers is paged by 50, counters and filters kept across pages", async (page) => {
+  // 60 dossiers waiting for the finance desk's visa, found by the word « pagination ».
+  for (let i = 1; i <= 60; i++) {
+    const form = new FormData();
+    form.append("metadata", new Blob([JSON.stringify({
+      title: `Lot pagination n° ${String(i).padStart(2, "0")}`, circuit: pesCircuit.id, emitter_desk: desk("Finances").id,
+    })], { type: "application/json" }));
+    form.append("main", new Blob([await readFile(join(pesDir, pesFiles[0]))], { type: "text/xml" }), "PES.xml");
+    await asFinance("POST", "/dossiers", form);
+  }
+  await login(page, "finances");
+  await page.getByLabel("Titre contient").fill("pagination");
+  await page.getByRole("button", { name: "Filtrer" }).click();
+  await page.waitForURL(/q=pagination/);
+  assert.equal(await count(page, "À traiter"), 60);
+  const rows = page.locator("table.list tbody tr");
+  assert.equal(await rows.count(), 50);
+  const pager = page.getByRole("navigation", { name: "Pages de l'onglet" });
+  assert.match(await pager.textContent(), /Dossiers 1 à 50 sur 60/);
+  const first = await rows.locator("td a").allTextContents();
+  await page.screenshot({ path: join(shots, "bureau-pagination.png"), fullPage: true });
+  await pager.getByRole("link", { name: "Page suivante" }).click();
+  await page.waitForURL(/apres=/);
+  assert.match(page.url(), /q=pagination/);
+  assert.equal(await count(page, "À traiter"), 60);
+  assert.equal(await rows.count(), 10);
+  assert.match(await pager.textContent(), /Dossiers 51 à 60 sur 60/);
+  assert.equal(await pager.getByRole("link", { name: "Page suivante" }).count(), 0);
+  const second = await rows.locator("td a").allTextContents();
+  assert.equal(new Set([...first, ...second]).size, 60, "every dossier once across the pages");
+  assert.ok(second.every((t) => t.includes("pagination")));
+  await pager.getByRole("link", { name: "Première page" }).click();
+  assert.equal(await rows.count(), 50);
+  // A forged cursor is a clear refusal, not a crash.
+  assert.equal((await page.goto(`${base}/bureau?apres=pas-un-curseur`)).status(), 422);
+  await page.getByText("lien de page invalide").waitFor();
 });
 
 if (signPin) {
@@ -265,11 +426,28 @@ if (signPin) {
     await dialog.getByRole("radio", { name: /Clé du serveur/ }).first().check();
     await dialog.getByLabel("Code PIN").fill(signPin);
     await page.screenshot({ path: join(shots, "signature-pin.png") });
+    // Watch the rows: each one must turn « Signé » while later ones still wait.
+    await page.evaluate(() => {
+      window.seen = [];
+      window.t0 = performance.now();
+      const list = document.querySelector("[data-progress]");
+      new MutationObserver(() => {
+        const signed = list.querySelectorAll(".st.ok").length;
+        if (window.seen[window.seen.length - 1]?.signed !== signed) window.seen.push({ signed, at: performance.now() });
+      }).observe(list, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
     const started = Date.now();
     await dialog.getByRole("button", { name: "Signer", exact: true }).click();
+    await dialog.locator(".st.ok").first().waitFor({ timeout: 60000 });
+    await page.screenshot({ path: join(shots, "signature-progression.png") });
     await dialog.locator('[data-summary][data-signed]').waitFor({ timeout: 120000 });
     const wall = Date.now() - started;
     console.log(`# batch of ${toSign.length} dossiers signed in ${wall} ms (browser wall time)`);
+    const seen = await page.evaluate(() => window.seen);
+    const partial = seen.filter((s) => s.signed > 0 && s.signed < toSign.length);
+    assert.ok(partial.length >= 3, `the rows turn « Signé » as the batch goes, not all at the end: ${JSON.stringify(seen)}`);
+    const t0 = await page.evaluate(() => window.t0);
+    console.log(`# first dossier shown signed after ${Math.round(seen.find((s) => s.signed > 0).at - t0)} ms, ${partial.length} intermediate states seen`);
     assert.equal(await dialog.locator("[data-summary]").getAttribute("data-signed"), String(toSign.length), await dialog.locator("[data-progress]").textContent());
     await page.screenshot({ path: join(shots, "signature-resultat.png") });
     await dialog.getByRole("button", { name: "Fermer et actualiser" }).click();

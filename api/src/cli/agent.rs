@@ -15,8 +15,9 @@ pub struct AgentArgs {
     /// https://parapheur.example.fr); every other origin is refused.
     #[arg(long, env = "SEING_AGENT_ORIGIN")]
     pub origin: String,
-    /// Loopback address and port to listen on.
-    #[arg(long, default_value = DEFAULT_LISTEN)]
+    /// Loopback address and port to listen on; with another port than 7431, start
+    /// `seing serve` with the same `--agent-port` so that its pages find the agent.
+    #[arg(long, env = "SEING_AGENT_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// PKCS#11 module of the smart card or USB token.
     #[arg(long, default_value = seing_signer::key::pkcs11::DEFAULT_MODULE)]

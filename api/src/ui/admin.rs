@@ -1,23 +1,28 @@
 //! Administration of the tenant (tenant administrators): users, desks and their hierarchy,
-//! circuits, API tokens; webhooks, trust anchors and server keys as registered through the API
-//! or `seing admin`.
+//! circuits, API tokens, webhooks (the secret shown once), trust anchors (PEM certificates and
+//! CRLs) and the keys of the server's PKCS#11 module. Each form calls the engine function the
+//! REST API and `seing admin` call; a refused entry is answered in its form, nothing stored.
 
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use seing_engine::access::Role;
-use seing_engine::ids::{DeskId, UserId};
+use seing_engine::ids::{DeskId, ServerKeyId, TrustAnchorId, UserId, WebhookId};
 use seing_engine::model::Actor;
-use seing_engine::signing::{KeyUsage, TrustKind};
+use seing_engine::signing::{KeyUsage, NewServerKey, TrustKind};
+use seing_engine::webhooks::{NewWebhook, WebhookEvent};
 use serde::Deserialize;
 
-use super::dossier::DeskOption;
-use super::{Chrome, Person, Posted, UiResult, format, render, see_other};
+use super::dossier::{DeskOption, EmptyForm};
+use super::{Chrome, Person, Posted, UiError, UiResult, format, render, see_other};
 use crate::http::ApiState;
 use crate::http::auth;
 use crate::http::problem::ApiError;
+use crate::http::webhooks::{new_webhook_secret, parse_events};
 
 /// A user as listed.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ pub struct TokenRow {
 /// A webhook subscription as listed.
 #[derive(Debug, Clone)]
 pub struct WebhookRow {
+    /// Identifier.
+    pub id: String,
     /// Where events go.
     pub url: String,
     /// Events received.
@@ -78,9 +85,22 @@ pub struct WebhookRow {
     pub active: bool,
 }
 
+/// An entry of the trust store as listed.
+#[derive(Debug, Clone)]
+pub struct AnchorRow {
+    /// Identifier.
+    pub id: String,
+    /// Certificate or CRL, in French.
+    pub kind: &'static str,
+    /// Subject, or the CRL's issuer.
+    pub subject: String,
+}
+
 /// A server key as listed.
 #[derive(Debug, Clone)]
 pub struct KeyRow {
+    /// Identifier.
+    pub id: String,
     /// Label.
     pub label: String,
     /// Seal or the named user's key.
@@ -99,10 +119,66 @@ struct AdminPage {
     circuits: Vec<CircuitRow>,
     tokens: Vec<TokenRow>,
     webhooks: Vec<WebhookRow>,
-    anchors: Vec<(&'static str, String)>,
+    anchors: Vec<AnchorRow>,
     keys: Vec<KeyRow>,
-    secret: Option<String>,
+    events: Vec<&'static str>,
+    secret: Option<Secret>,
     notice: Option<String>,
+    refused: Option<Refusal>,
+}
+
+/// A secret shown once: what it is, and its value.
+#[derive(Debug, Clone)]
+pub struct Secret {
+    /// What was created, in French (« Jeton créé. »).
+    pub what: &'static str,
+    /// The value to copy.
+    pub value: String,
+}
+
+/// A section of the page holding a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Webhooks.
+    Webhooks,
+    /// Trust anchors.
+    Trust,
+    /// Server keys.
+    Keys,
+}
+
+/// An entry refused by the engine, answered in its form with what was typed.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The form's section.
+    pub section: Section,
+    /// Why, in French.
+    pub message: String,
+    /// The text fields as typed (name, value), to fill the form again.
+    pub typed: Vec<(&'static str, String)>,
+}
+
+impl Refusal {
+    /// Whether the refusal belongs to `section` (for the template).
+    pub fn is(&self, section: Section) -> bool {
+        self.section == section
+    }
+
+    /// What was typed in field `name`.
+    pub fn typed(&self, name: &str) -> &str {
+        self.typed
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// What the page shows besides the lists: a secret to copy once, a notice, or a refusal.
+#[derive(Debug, Default)]
+struct Outcome {
+    secret: Option<Secret>,
+    notice: Option<String>,
+    refused: Option<Refusal>,
 }
 
 fn role_label(role: Role) -> &'static str {
@@ -113,12 +189,7 @@ fn role_label(role: Role) -> &'static str {
     }
 }
 
-async fn admin_page(
-    state: &ApiState,
-    person: &Person,
-    secret: Option<String>,
-    notice: Option<String>,
-) -> UiResult<Response> {
+async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiResult<Response> {
     person.require_admin()?;
     let directory = person.directory(state).await?;
     let chrome = person.chrome(state, &directory, "administration").await?;
@@ -194,6 +265,7 @@ async fn admin_page(
         webhooks: webhooks
             .iter()
             .map(|w| WebhookRow {
+                id: w.id.to_string(),
                 url: w.url.clone(),
                 events: if w.events.is_empty() {
                     "tous".to_owned()
@@ -209,17 +281,19 @@ async fn admin_page(
             .collect(),
         anchors: anchors
             .iter()
-            .map(|a| {
-                let kind = match a.kind {
+            .map(|a| AnchorRow {
+                id: a.id.to_string(),
+                kind: match a.kind {
                     TrustKind::Certificate => "Autorité de certification",
                     TrustKind::Crl => "Liste de révocation",
-                };
-                (kind, a.subject.clone())
+                },
+                subject: a.subject.clone(),
             })
             .collect(),
         keys: keys
             .iter()
             .map(|k| KeyRow {
+                id: k.id.to_string(),
                 label: k.label.clone(),
                 usage: match (k.usage, k.owner) {
                     (KeyUsage::Seal, _) => "cachet de la collectivité".to_owned(),
@@ -230,15 +304,52 @@ async fn admin_page(
                 },
             })
             .collect(),
-        secret,
-        notice,
+        events: WebhookEvent::ALL.iter().map(|e| e.as_str()).collect(),
+        secret: outcome.secret,
+        notice: outcome.notice,
+        refused: outcome.refused,
     };
     render(&page)
 }
 
+/// The page after a form: a refusal by the engine (4xx) is shown in the form's section with
+/// a 422 status; a server failure stays an error page.
+async fn answer(
+    state: &ApiState,
+    person: &Person,
+    section: Section,
+    typed: Vec<(&'static str, String)>,
+    result: Result<Outcome, ApiError>,
+) -> UiResult<Response> {
+    match result {
+        Ok(outcome) => admin_page(state, person, outcome).await,
+        Err(error) => {
+            let (status, message, _) = error.status_and_detail();
+            if status.is_server_error() {
+                return Err(UiError::Api(error));
+            }
+            let refused = Refusal {
+                section,
+                message,
+                typed,
+            };
+            let page = admin_page(
+                state,
+                person,
+                Outcome {
+                    refused: Some(refused),
+                    ..Outcome::default()
+                },
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+    }
+}
+
 /// `GET /administration`.
 pub async fn page(State(state): State<Arc<ApiState>>, person: Person) -> UiResult<Response> {
-    admin_page(&state, &person, None, None).await
+    admin_page(&state, &person, Outcome::default()).await
 }
 
 /// The new-user form.
@@ -343,14 +454,25 @@ pub async fn create_token(
             &auth::secret_hash(&secret),
         )
         .await?;
-    admin_page(&state, &person, Some(secret), None).await
+    admin_page(
+        &state,
+        &person,
+        Outcome {
+            secret: Some(Secret {
+                what: "Jeton créé.",
+                value: secret,
+            }),
+            ..Outcome::default()
+        },
+    )
+    .await
 }
 
 /// `POST /administration/jetons/{id}/revoquer`.
 pub async fn revoke_token(
     State(state): State<Arc<ApiState>>,
     Path(id): Path<String>,
-    posted: Posted<super::dossier::EmptyForm>,
+    posted: Posted<EmptyForm>,
 ) -> UiResult<Response> {
     let person = posted.person;
     person.require_admin()?;
@@ -358,5 +480,200 @@ pub async fn revoke_token(
         .engine
         .revoke_api_token(Some(person.actor.tenant), &id)
         .await?;
-    admin_page(&state, &person, None, Some("Jeton révoqué.".to_owned())).await
+    admin_page(&state, &person, notice("Jeton révoqué.")).await
+}
+
+fn notice(text: &str) -> Outcome {
+    Outcome {
+        notice: Some(text.to_owned()),
+        ..Outcome::default()
+    }
+}
+
+/// `POST /administration/webhooks`: the URL and the events ticked (none: every event); the
+/// signing secret is shown once, on the page it answers.
+pub async fn create_webhook(
+    State(state): State<Arc<ApiState>>,
+    posted: Posted<Vec<(String, String)>>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let field = |name: &str| -> Vec<String> {
+        posted
+            .form
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .collect()
+    };
+    let url = field("url").into_iter().next().unwrap_or_default();
+    let events = field("events");
+    let typed = vec![("url", url.clone())];
+    let result = async {
+        let events = parse_events(&events)?;
+        let secret = new_webhook_secret()?;
+        state
+            .engine
+            .create_webhook(
+                person.actor,
+                NewWebhook {
+                    url,
+                    events,
+                    secret: secret.clone(),
+                    active: true,
+                },
+            )
+            .await?;
+        Ok(Outcome {
+            secret: Some(Secret {
+                what: "Webhook créé. Son secret signe chaque envoi (HMAC-SHA256) :",
+                value: secret,
+            }),
+            ..Outcome::default()
+        })
+    }
+    .await;
+    answer(&state, &person, Section::Webhooks, typed, result).await
+}
+
+/// `POST /administration/webhooks/{id}/supprimer`.
+pub async fn delete_webhook(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<EmptyForm>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let id: WebhookId = id.parse().map_err(|_| super::not_found())?;
+    let result = async {
+        state.engine.delete_webhook(person.actor, id).await?;
+        Ok(notice("Webhook supprimé."))
+    }
+    .await;
+    answer(&state, &person, Section::Webhooks, Vec::new(), result).await
+}
+
+/// `POST /administration/confiance` (multipart: `csrf`, a PEM `file` and/or pasted `pem`
+/// text): certificates and CRLs to trust; nothing is added when one block is unreadable.
+pub async fn add_trust(
+    State(state): State<Arc<ApiState>>,
+    person: Person,
+    form: Result<Multipart, MultipartRejection>,
+) -> UiResult<Response> {
+    let bad = |e: String| ApiError::BadRequest(format!("formulaire invalide : {e}"));
+    let mut form = form.map_err(|e| bad(e.to_string()))?;
+    let mut csrf = None;
+    let mut sent = Vec::new();
+    while let Some(part) = form.next_field().await.map_err(|e| bad(e.to_string()))? {
+        let name = part.name().unwrap_or_default().to_owned();
+        let bytes = part.bytes().await.map_err(|e| bad(e.to_string()))?;
+        match name.as_str() {
+            "csrf" => csrf = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            "file" | "pem" => sent.push(bytes),
+            _ => {}
+        }
+    }
+    if !csrf.is_some_and(|c| auth::same_secret(&c, &person.csrf)) {
+        return Err(ApiError::Csrf.into());
+    }
+    person.require_admin()?;
+    let result = async {
+        let mut pem = String::new();
+        for bytes in &sent {
+            let text = std::str::from_utf8(bytes).map_err(|_| {
+                ApiError::invalid("pem", "le fichier doit être un texte PEM (pas du DER)")
+            })?;
+            pem.push_str(text);
+            pem.push('\n');
+        }
+        let added = state.engine.add_trust_entries(person.actor, &pem).await?;
+        Ok(notice(&format!(
+            "{} entrée(s) ajoutée(s) au magasin de confiance.",
+            added.len()
+        )))
+    }
+    .await;
+    answer(&state, &person, Section::Trust, Vec::new(), result).await
+}
+
+/// `POST /administration/confiance/{id}/retirer`.
+pub async fn remove_trust(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<EmptyForm>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let id: TrustAnchorId = id.parse().map_err(|_| super::not_found())?;
+    let result = async {
+        state.engine.remove_trust_entry(person.actor, id).await?;
+        Ok(notice("Entrée retirée du magasin de confiance."))
+    }
+    .await;
+    answer(&state, &person, Section::Trust, Vec::new(), result).await
+}
+
+/// The new-server-key form.
+#[derive(Debug, Deserialize)]
+pub struct KeyForm {
+    label: String,
+    uri: String,
+    usage: String,
+    owner: Option<String>,
+    chain: Option<String>,
+}
+
+/// `POST /administration/cles`: a key of the server's module (URI without PIN), a seal or a
+/// user's key.
+pub async fn add_key(
+    State(state): State<Arc<ApiState>>,
+    posted: Posted<KeyForm>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let form = posted.form;
+    let typed = vec![
+        ("label", form.label.trim().to_owned()),
+        ("uri", form.uri.trim().to_owned()),
+        ("chain", form.chain.clone().unwrap_or_default()),
+    ];
+    let result = async {
+        let usage = KeyUsage::parse(&form.usage)
+            .ok_or_else(|| ApiError::invalid("usage", "choisissez cachet ou clé d'un élu"))?;
+        let owner: Option<UserId> = optional("owner", form.owner.as_deref())?;
+        let chain_pem = form.chain.filter(|c| !c.trim().is_empty());
+        state
+            .engine
+            .add_server_key(
+                person.actor,
+                NewServerKey {
+                    label: form.label.trim().to_owned(),
+                    uri: form.uri.trim().to_owned(),
+                    usage,
+                    owner,
+                    chain_pem,
+                },
+            )
+            .await?;
+        Ok(notice("Clé du serveur ajoutée."))
+    }
+    .await;
+    answer(&state, &person, Section::Keys, typed, result).await
+}
+
+/// `POST /administration/cles/{id}/retirer`.
+pub async fn remove_key(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<EmptyForm>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let id: ServerKeyId = id.parse().map_err(|_| super::not_found())?;
+    let result = async {
+        state.engine.remove_server_key(person.actor, id).await?;
+        Ok(notice("Clé du serveur retirée."))
+    }
+    .await;
+    answer(&state, &person, Section::Keys, Vec::new(), result).await
 }

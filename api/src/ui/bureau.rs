@@ -1,6 +1,8 @@
 //! The bureau: a desk's dossiers by tab (À traiter, En cours, Traités, En retard, Rejetés) with
 //! counters, filters (circuit, dates, text), a desk switcher (own desks and desks held through
-//! an active delegation) and the selection for batch signing.
+//! an active delegation) and the selection for batch signing. A tab shows [`PAGE_SIZE`]
+//! dossiers at a time; the next page starts after a cursor (the last row's change time and id),
+//! so a dossier changing meanwhile never shifts a page; counters always count every page.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,12 +12,15 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use seing_engine::bureau::{BureauEntry, BureauTab};
 use seing_engine::circuit::StepAction;
-use seing_engine::ids::{CircuitId, DeskId};
+use seing_engine::ids::{CircuitId, DeskId, DossierId};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Chrome, Directory, Person, UiResult, format, render};
 use crate::http::ApiState;
+
+/// Dossiers per page of a tab.
+pub const PAGE_SIZE: usize = 50;
 
 /// A tab of the bureau.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,45 @@ pub struct BureauQuery {
     au: Option<String>,
     /// Words of the title.
     q: Option<String>,
+    /// The page starts after this row (see [`Cursor`]).
+    apres: Option<String>,
+}
+
+/// Where a page starts: just after the row with this change time and id, in the bureau's order
+/// (most recently changed first, then by id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The row's last change, in Unix nanoseconds.
+    updated: i128,
+    /// The row's id.
+    id: DossierId,
+}
+
+impl Cursor {
+    fn of(entry: &BureauEntry) -> Self {
+        Self {
+            updated: entry.updated_at.unix_timestamp_nanos(),
+            id: entry.id,
+        }
+    }
+
+    /// Whether `entry` comes after the cursor in the bureau's order.
+    fn precedes(self, entry: &BureauEntry) -> bool {
+        let updated = entry.updated_at.unix_timestamp_nanos();
+        updated < self.updated || (updated == self.updated && entry.id > self.id)
+    }
+
+    fn text(self) -> String {
+        format!("{}.{}", self.updated, self.id)
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let (updated, id) = text.split_once('.')?;
+        Some(Self {
+            updated: updated.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
 }
 
 fn filled(value: &Option<String>) -> Option<&str> {
@@ -175,6 +219,12 @@ struct BureauPage {
     q: String,
     rows: Vec<Row>,
     signable: usize,
+    /// « 51 à 100 sur 1000 » when the tab holds more than one page.
+    range: Option<String>,
+    /// The first page, when this is not it.
+    first: Option<String>,
+    /// The next page, if any.
+    next: Option<String>,
 }
 
 /// The desks the person may open: held ones, then those held through an active delegation.
@@ -255,7 +305,7 @@ pub async fn page(
     let tab = filled(&query.onglet)
         .and_then(Tab::parse)
         .unwrap_or(Tab::ToAct);
-    let link = |t: Tab| {
+    let link = |t: Tab, after: Option<Cursor>| {
         let mut params = vec![
             ("bureau", desk.to_string()),
             ("onglet", t.slug().to_owned()),
@@ -271,6 +321,9 @@ pub async fn page(
         if let Some(q) = filled(&query.q) {
             params.push(("q", q.to_owned()));
         }
+        if let Some(cursor) = after {
+            params.push(("apres", cursor.text()));
+        }
         format!(
             "/bureau?{}",
             serde_urlencoded::to_string(&params).unwrap_or_default()
@@ -279,15 +332,38 @@ pub async fn page(
     let tabs = Tab::ALL
         .into_iter()
         .map(|t| TabLink {
-            href: link(t),
+            href: link(t, None),
             label: t.label(),
             count: kept.iter().filter(|e| t.holds(e)).count(),
             current: t == tab,
         })
         .collect();
-    let rows: Vec<Row> = kept
+    let after = match filled(&query.apres) {
+        Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
+            crate::http::problem::ApiError::invalid("apres", "lien de page invalide")
+        })?),
+        None => None,
+    };
+    let mut listed: Vec<&BureauEntry> = kept.iter().copied().filter(|e| tab.holds(e)).collect();
+    // The cursor's order, whatever order the database gave.
+    listed.sort_by_key(|e| (std::cmp::Reverse(e.updated_at), e.id));
+    let start = after.map_or(0, |c| listed.iter().take_while(|e| !c.precedes(e)).count());
+    let page_entries = &listed[start..listed.len().min(start + PAGE_SIZE)];
+    let end = start + page_entries.len();
+    let next = (end < listed.len())
+        .then(|| page_entries.last().map(|e| link(tab, Some(Cursor::of(e)))))
+        .flatten();
+    let range = (listed.len() > PAGE_SIZE).then(|| {
+        format!(
+            "Dossiers {} à {} sur {}",
+            (start + 1).min(end),
+            end,
+            listed.len()
+        )
+    });
+    let first = (start > 0).then(|| link(tab, None));
+    let rows: Vec<Row> = page_entries
         .iter()
-        .filter(|e| tab.holds(e))
         .map(|e| Row {
             id: e.id.to_string(),
             title: e.title.clone(),
@@ -334,6 +410,9 @@ pub async fn page(
         q: filled(&query.q).unwrap_or_default().to_owned(),
         signable: rows.iter().filter(|r| r.signable).count(),
         rows,
+        range,
+        first,
+        next,
     };
     render(&page)
 }

@@ -9,6 +9,7 @@ pub mod bureau;
 pub mod dossier;
 pub mod format;
 pub mod login;
+pub mod signing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(dossier::answer_opinion),
         )
         .route("/dossiers/{id}/annoter", post(dossier::annotate))
+        .route("/signature-serveur", post(signing::stream))
         .route("/absences", get(absences::page).post(absences::create))
         .route("/administration", get(admin::page))
         .route("/administration/utilisateurs", post(admin::create_user))
@@ -61,6 +63,18 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/administration/jetons/{id}/revoquer",
             post(admin::revoke_token),
         )
+        .route("/administration/webhooks", post(admin::create_webhook))
+        .route(
+            "/administration/webhooks/{id}/supprimer",
+            post(admin::delete_webhook),
+        )
+        .route("/administration/confiance", post(admin::add_trust))
+        .route(
+            "/administration/confiance/{id}/retirer",
+            post(admin::remove_trust),
+        )
+        .route("/administration/cles", post(admin::add_key))
+        .route("/administration/cles/{id}/retirer", post(admin::remove_key))
         .route("/static/{file}", get(assets::serve))
         .fallback(|| async { not_found() })
         .layer(axum::middleware::map_response(security_headers))
@@ -202,6 +216,8 @@ pub struct Chrome {
     pub admin: bool,
     /// The current section: `bureau`, `absences` or `administration`.
     pub section: &'static str,
+    /// Where the pages look for `seing agent` (`http://127.0.0.1:<agent port>`).
+    pub agent: String,
 }
 
 /// What most pages need about the tenant: its desks and the names of its users.
@@ -246,6 +262,7 @@ impl Person {
             csrf: self.csrf.clone(),
             admin: self.admin,
             section,
+            agent: format!("http://127.0.0.1:{}", state.settings.agent_port),
         })
     }
 
