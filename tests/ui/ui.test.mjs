@@ -339,6 +339,14 @@ await scenario("administration: trust anchors uploaded as PEM, refused when unre
   assert.equal(await adminRows(page, "Autorités de confiance").count(), before);
   const store = await (await page.request.get(base + "/api/v1/trust-anchors")).json();
   assert.equal(store.filter((e) => e.kind === "crl").length, 0);
+  // The REST API removes with the same engine function: 204, then 404 for the same id.
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const headers = { "X-CSRF-Token": csrf };
+  const added = await page.request.post(base + "/api/v1/trust-anchors", { headers, data: { pem: await readFile(trustCrl, "utf8") } });
+  assert.equal(added.status(), 201);
+  const [entry] = await added.json();
+  assert.equal((await page.request.delete(`${base}/api/v1/trust-anchors/${entry.id}`, { headers })).status(), 204);
+  assert.equal((await page.request.delete(`${base}/api/v1/trust-anchors/${entry.id}`, { headers })).status(), 404);
 });
 
 await scenario("administration: a seal key of the server's module added, refused with a PIN or an unknown owner, removed", async (page) => {
@@ -375,6 +383,8 @@ await scenario("administration: a seal key of the server's module added, refused
   await keys.getByRole("button", { name: "Retirer la clé Cachet de la mairie" }).click();
   await page.getByText("Clé du serveur retirée.").waitFor();
   assert.equal(await adminRows(page, "Clés du serveur (cachet, clés des élus)").count(), before);
+  const gone = registered.find((k) => k.label === "Cachet de la mairie");
+  assert.equal((await page.request.delete(`${base}/api/v1/server-keys/${gone.id}`, { headers: { "X-CSRF-Token": csrf } })).status(), 404);
 });
 
 await scenario("a tab of 60 dossiers is paged by 50, counters and filters kept across pages", async (page) => {
