@@ -1,7 +1,7 @@
 //! Full circuits through the REST API, in process: a tenant administrator sets the connector
 //! settings (`PUT /api/v1/connectors`), software creates `actes-deliberation` and
 //! `pes-bordereaux` dossiers, desks visa and sign them, and the outbox delivers them through
-//! the connectors to the S²LOW double and to drop folders; polling the returns brings them to
+//! the connectors to the S²LOW double (over HTTPS with a client certificate) and to drop folders; polling the returns brings them to
 //! `acknowledged`, the archive step to `archived`, with a webhook job for each transition.
 
 use std::collections::BTreeMap;
@@ -24,7 +24,7 @@ use seing_engine::model::{ActionInput, Actor, NewDocument, NewTenant, SignedOutp
 use seing_engine::outbox::{DeliveryError, Job, JobKind, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Notifier, Receipt, WebhookSender};
 use seing_engine::storage::Database;
-use seing_s2low_double::{Options, S2lowDouble};
+use seing_s2low_double::{Options, S2lowDouble, Tls};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -429,9 +429,13 @@ async fn connector_settings_are_checked_and_kept_per_tenant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actes_deliberation_reaches_acknowledged_then_archived_through_s2low() {
     let w = world().await;
-    let double = S2lowDouble::start(Options::default());
+    // Over HTTPS with the authority's client certificate, as the platform requires.
+    let double = S2lowDouble::start(Options {
+        tls: Some(Tls::test_pki()),
+        ..Options::default()
+    });
     let settings = json!({
-        "actes": {"transport": {"kind": "s2low", "url": double.url()}, "arrondissement": "1",
+        "actes": {"transport": double.transport(), "arrondissement": "1",
                   "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
         "archive": archive_settings(&w.root),
     });

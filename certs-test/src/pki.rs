@@ -1,7 +1,8 @@
 //! The test PKI: an RGS**-shaped hierarchy written as PEM, PKCS#8 and PKCS#12 files.
 //!
 //! Root CA → "personnes" CA (élus, expired, revoked, no-signing) and "cachets" CA (server seal,
-//! TSA). CA keys are RSA 2048 with SHA-256 signatures; leaves are RSA 2048/3072 or ECDSA P-256.
+//! TSA, and the TLS pair of the S²LOW tests: `tls-server` for `localhost`/`127.0.0.1`,
+//! `tls-client` for the authority's client certificate). CA keys are RSA 2048 with SHA-256 signatures; leaves are RSA 2048/3072 or ECDSA P-256.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -9,8 +10,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use const_oid::ObjectIdentifier;
-use const_oid::db::rfc5280::ID_KP_TIME_STAMPING;
-use der::asn1::{OctetString, Uint};
+use const_oid::db::rfc5280::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH, ID_KP_TIME_STAMPING};
+use der::asn1::{Ia5String, OctetString, Uint};
 use der::pem::LineEnding;
 use der::referenced::OwnedToRef;
 use der::{Decode, DecodePem, Encode, EncodePem};
@@ -27,9 +28,10 @@ use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies, CrlNumber, ExtendedKeyUsage,
-    KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -50,7 +52,7 @@ pub const ELU_POLICY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.2
 pub const CACHET_POLICY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.250.1.999.1.2.4");
 
 /// Every end entity of the PKI, by file-name stem.
-pub const END_ENTITIES: [&str; 8] = [
+pub const END_ENTITIES: [&str; 10] = [
     "elu-rsa2048",
     "elu-rsa3072",
     "elu-p256",
@@ -59,6 +61,8 @@ pub const END_ENTITIES: [&str; 8] = [
     "no-signing",
     "cachet",
     "tsa",
+    "tls-server",
+    "tls-client",
 ];
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -97,6 +101,11 @@ pub enum Usage {
     Tsa,
     /// Encryption only: keyUsage keyEncipherment, so signature checks must refuse it.
     NoSigning,
+    /// TLS server for `localhost` and `127.0.0.1`: keyUsage digitalSignature, extendedKeyUsage
+    /// serverAuth, subjectAltName with that name and address.
+    TlsServer,
+    /// TLS client authentication: keyUsage digitalSignature, extendedKeyUsage clientAuth.
+    TlsClient,
 }
 
 /// Key algorithm of an end entity.
@@ -177,6 +186,12 @@ impl TestPki {
         self.dir.join(format!("{name}.key.pem"))
     }
 
+    /// `E.fullchain.pem` of end entity `name`: its certificate then its issuing CA's, what a
+    /// TLS peer presents.
+    pub fn fullchain(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.fullchain.pem"))
+    }
+
     /// `E.p12` of end entity `name` (password [`P12_PASSWORD`]).
     pub fn p12(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.p12"))
@@ -232,7 +247,7 @@ struct EndEntity {
     serial: &'static str,
 }
 
-const ENTITIES: [EndEntity; 8] = [
+const ENTITIES: [EndEntity; 10] = [
     EndEntity {
         name: "elu-rsa2048",
         ca: Ca::Personnes,
@@ -296,6 +311,22 @@ const ENTITIES: [EndEntity; 8] = [
         algorithm: KeyAlgorithm::Rsa2048,
         common_name: "Seing Test Horodatage",
         serial: "TSA-0001",
+    },
+    EndEntity {
+        name: "tls-server",
+        ca: Ca::Cachets,
+        usage: Usage::TlsServer,
+        algorithm: KeyAlgorithm::P256,
+        common_name: "localhost",
+        serial: "TLS-0001",
+    },
+    EndEntity {
+        name: "tls-client",
+        ca: Ca::Cachets,
+        usage: Usage::TlsClient,
+        algorithm: KeyAlgorithm::P256,
+        common_name: "Commune de Démo (S²LOW)",
+        serial: "TLS-0002",
     },
 ];
 
@@ -396,7 +427,7 @@ impl Issuer {
         let ku = match usage {
             Usage::Elu => KeyUsages::NonRepudiation.into(),
             Usage::Cachet => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
-            Usage::Tsa => KeyUsages::DigitalSignature.into(),
+            Usage::Tsa | Usage::TlsServer | Usage::TlsClient => KeyUsages::DigitalSignature.into(),
             Usage::NoSigning => KeyUsages::KeyEncipherment.into(),
         };
         let mut extensions = vec![
@@ -414,7 +445,7 @@ impl Issuer {
         let policy = match usage {
             Usage::Elu | Usage::NoSigning => Some(ELU_POLICY_OID),
             Usage::Cachet => Some(CACHET_POLICY_OID),
-            Usage::Tsa => None,
+            Usage::Tsa | Usage::TlsServer | Usage::TlsClient => None,
         };
         if let Some(oid) = policy {
             extensions.push(ext(
@@ -425,8 +456,22 @@ impl Issuer {
                 }]),
             )?);
         }
-        if usage == Usage::Tsa {
-            extensions.push(ext(true, &ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]))?);
+        match usage {
+            Usage::Tsa => extensions.push(ext(true, &ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]))?),
+            Usage::TlsServer => {
+                extensions.push(ext(false, &ExtendedKeyUsage(vec![ID_KP_SERVER_AUTH]))?);
+                extensions.push(ext(
+                    false,
+                    &SubjectAltName(vec![
+                        GeneralName::DnsName(Ia5String::new("localhost")?),
+                        GeneralName::IpAddress(OctetString::new([127, 0, 0, 1])?),
+                    ]),
+                )?);
+            }
+            Usage::TlsClient => {
+                extensions.push(ext(false, &ExtendedKeyUsage(vec![ID_KP_CLIENT_AUTH]))?);
+            }
+            Usage::Elu | Usage::Cachet | Usage::NoSigning => {}
         }
         self.sign_certificate(subject, spki, validity, extensions)
     }
@@ -697,7 +742,12 @@ fn generate_into(pki: &TestPki) -> Result<(), Error> {
         if e.name == "revoked" {
             revoked.push(cert.tbs_certificate().serial_number().clone());
         }
-        write_atomic(&pki.cert(e.name), cert_pem(&cert)?.as_bytes())?;
+        let pem = cert_pem(&cert)?;
+        write_atomic(&pki.cert(e.name), pem.as_bytes())?;
+        write_atomic(
+            &pki.fullchain(e.name),
+            format!("{pem}{}", cert_pem(&issuer.certificate)?).as_bytes(),
+        )?;
         write_atomic(&pki.key(e.name), key.to_pkcs8_pem()?.as_bytes())?;
         write_p12(pki, e.name, e.ca)?;
     }

@@ -302,3 +302,39 @@ fn cli_writes_a_pki_and_reports_bad_output_paths() {
     assert_eq!(err.trim().lines().count(), 1, "one readable line: {err}");
     assert!(err.contains("a-file"), "{err}");
 }
+
+#[test]
+fn the_tls_pair_verifies_for_its_purpose_and_the_server_names_the_loopback() {
+    let pki = TestPki::shared();
+    for (name, purpose) in [("tls-server", "sslserver"), ("tls-client", "sslclient")] {
+        let (ok, text) = verify(pki, name, "chain-cachets.pem", &["-purpose", purpose]);
+        assert!(ok && text.contains(": OK"), "{name}: {text}");
+    }
+    let (ok, text) = verify(
+        pki,
+        "tls-client",
+        "chain-cachets.pem",
+        &["-purpose", "sslserver"],
+    );
+    assert!(!ok, "a client certificate must not serve: {text}");
+    let (ok, text) = openssl(
+        &[
+            "x509",
+            "-in",
+            "tls-server.cert.pem",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ],
+        &pki.dir,
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("DNS:localhost") && text.contains("IP Address:127.0.0.1"),
+        "{text}"
+    );
+    let fullchain = std::fs::read_to_string(pki.fullchain("tls-client")).unwrap();
+    let cert = std::fs::read_to_string(pki.cert("tls-client")).unwrap();
+    let ca = std::fs::read_to_string(&pki.cachets_ca).unwrap();
+    assert_eq!(fullchain, format!("{cert}{ca}"));
+}

@@ -26,6 +26,7 @@ mod problem;
 pub mod s2low;
 pub mod seda;
 pub mod settings;
+mod tls;
 pub mod webhooks;
 mod xml;
 

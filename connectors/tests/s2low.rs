@@ -1,6 +1,8 @@
-//! The S²LOW client against the S²LOW test double: Actes and Hélios transactions from posting to
+//! The S²LOW client against the S²LOW test double over HTTPS with client certificates (the test
+//! PKI's `tls-client` and `tls-server`): Actes and Hélios transactions from posting to
 //! acknowledgement or refusal, duplicates recognized (numéro interne, PES hash) and found again,
-//! cancellation, login, and every injected fault reported as the right kind of error.
+//! cancellation, login, every injected fault reported as the right kind of error, and a missing
+//! or foreign client certificate or an untrusted server refused with a message saying which.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,23 +12,30 @@ use seing_connectors::actes::{
     ActeDocument, ActesMetadata, ActesReturn, SizeLimits, ValidActe, validate,
 };
 use seing_connectors::s2low::{
-    ActesTransaction, Credentials, S2low, S2lowConfig, S2lowStatus, TransmissionState,
+    ActesTransaction, ClientIdentity, Credentials, S2low, S2lowConfig, S2lowStatus,
+    TransmissionState,
 };
-use seing_s2low_double::{Fault, Options, Outcome, S2lowDouble};
+use seing_s2low_double::{Fault, Options, Outcome, S2lowDouble, TestPki, Tls};
 use time::macros::date;
 
 fn client(double: &S2lowDouble) -> S2low {
     S2low::new(&config(double)).unwrap()
 }
 
-fn config(double: &S2lowDouble) -> S2lowConfig {
-    S2lowConfig {
-        url: double.url().to_owned(),
-        identity: None,
-        server_ca: None,
-        credentials: None,
-        timeout_seconds: 5,
+/// The double over HTTPS, requiring client certificates.
+fn tls() -> Options {
+    Options {
+        tls: Some(Tls::test_pki()),
+        ..Options::default()
     }
+}
+
+/// The client's settings for `double`, as an administrator writes them.
+fn config(double: &S2lowDouble) -> S2lowConfig {
+    let mut transport = double.transport();
+    transport["timeout_seconds"] = 5.into();
+    transport.as_object_mut().unwrap().remove("kind");
+    serde_json::from_value(transport).unwrap()
 }
 
 /// The third answer of `query` (the double moves one step per status query).
@@ -79,7 +88,7 @@ fn acte(dir: &Path, number: &str) -> ValidActe {
 
 #[test]
 fn actes_go_from_posted_to_acknowledged_with_the_arrete() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let s2low = client(&double);
     let dir = tempfile::tempdir().unwrap();
     let id = s2low
@@ -143,7 +152,7 @@ fn actes_go_from_posted_to_acknowledged_with_the_arrete() {
 
 #[test]
 fn a_second_act_with_the_same_number_is_a_duplicate_and_is_found_again() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let s2low = client(&double);
     let dir = tempfile::tempdir().unwrap();
     let acte = acte(dir.path(), "DEL_2026_002");
@@ -160,7 +169,7 @@ fn a_second_act_with_the_same_number_is_a_duplicate_and_is_found_again() {
 
 #[test]
 fn a_refused_act_ends_in_error_with_the_reason() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let s2low = client(&double);
     let dir = tempfile::tempdir().unwrap();
     double.next_outcome(Outcome::Refused(
@@ -186,7 +195,7 @@ const PES: &[u8] = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><PES_Aller/>
 
 #[test]
 fn pes_goes_from_posted_to_acquitted_and_a_resent_file_is_a_duplicate() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let s2low = client(&double);
     let id = s2low.import_pes("PES bordereaux/2026.xml", PES).unwrap();
     assert_eq!(double.helios()[0].file_name, "PES bordereaux_2026.xml");
@@ -207,7 +216,7 @@ fn pes_goes_from_posted_to_acquitted_and_a_resent_file_is_a_duplicate() {
 
 #[test]
 fn refused_pes_has_a_refusing_acquit() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let s2low = client(&double);
     double.next_outcome(Outcome::Refused("Signature invalide".into()));
     let id = s2low.import_pes("pes.xml", PES).unwrap();
@@ -224,7 +233,7 @@ fn refused_pes_has_a_refusing_acquit() {
 
 #[test]
 fn faults_are_transport_errors_and_nothing_is_created_twice() {
-    let double = S2lowDouble::start(Options::default());
+    let double = S2lowDouble::start(tls());
     let mut config = config(&double);
     config.timeout_seconds = 1;
     let s2low = S2low::new(&config).unwrap();
@@ -267,7 +276,7 @@ fn faults_are_transport_errors_and_nothing_is_created_twice() {
 fn login_and_password_are_sent_when_required() {
     let double = S2lowDouble::start(Options {
         credentials: Some(("mairie".into(), "s3cret".into())),
-        ..Options::default()
+        ..tls()
     });
     assert!(matches!(
         client(&double).import_pes("a.xml", PES),
@@ -282,6 +291,59 @@ fn login_and_password_are_sent_when_required() {
         .unwrap()
         .import_pes("a.xml", PES)
         .unwrap();
+}
+
+#[test]
+fn tls_needs_an_accepted_client_certificate_and_a_trusted_server() {
+    let double = S2lowDouble::start(tls());
+    let pki = TestPki::shared();
+    let refused = |config: &S2lowConfig| match S2low::new(config).unwrap().import_pes("a.xml", PES)
+    {
+        Err(Error::Transport(message)) => message,
+        other => panic!("a transport error expected: {other:?}"),
+    };
+
+    let mut anonymous = config(&double);
+    anonymous.identity = None;
+    let message = refused(&anonymous);
+    assert!(
+        message.contains("aucun certificat client n'est configuré"),
+        "{message}"
+    );
+    // An élu's certificate, of a CA the platform does not take for client authentication.
+    let mut foreign = config(&double);
+    foreign.identity = Some(ClientIdentity {
+        certificate: pki.fullchain("elu-p256"),
+        key: pki.key("elu-p256"),
+    });
+    let message = refused(&foreign);
+    assert!(
+        message.contains("le certificat client configuré (« identity ») n'est pas accepté"),
+        "{message}"
+    );
+    assert_eq!(
+        double.tls_refusals().len(),
+        2,
+        "{:?}",
+        double.tls_refusals()
+    );
+    assert!(double.requests().is_empty());
+
+    // The client refuses a server whose certificate its CA did not sign, or the public roots.
+    for server_ca in [Some(pki.personnes_ca.clone()), None] {
+        let mut untrusting = config(&double);
+        untrusting.server_ca = server_ca;
+        let message = refused(&untrusting);
+        assert!(
+            message.contains("certificat du serveur de S²LOW refusé")
+                && message.contains("server_ca"),
+            "{message}"
+        );
+    }
+    assert!(double.helios().is_empty());
+
+    client(&double).import_pes("a.xml", PES).unwrap();
+    assert_eq!(double.helios().len(), 1);
 }
 
 #[test]

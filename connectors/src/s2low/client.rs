@@ -3,24 +3,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::multipart::Form;
+pub use crate::tls::ClientIdentity;
+use crate::{Error, Result};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
-
-use super::multipart::Form;
-use crate::{Error, Result};
 
 /// Largest answer read (an acquit or a status with its `ARActe`).
 const MAX_ANSWER: u64 = 64 * 1024 * 1024;
-
-/// The client certificate and its private key, as PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientIdentity {
-    /// PEM file with the certificate, then its chain.
-    pub certificate: PathBuf,
-    /// PEM file with the unencrypted private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-}
 
 /// A login and password for S²LOW accounts that require one on top of the certificate.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,34 +60,8 @@ pub struct S2low {
     agent: ureq::Agent,
     url: String,
     authorization: Option<String>,
-}
-
-fn read_pem(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}
-
-fn certificates(path: &std::path::Path) -> Result<Vec<Certificate<'static>>> {
-    let pem = read_pem(path)?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(Error::Format(format!(
-                    "{} : PEM illisible ({e})",
-                    path.display()
-                )));
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(Error::Format(format!(
-            "{} : aucun certificat",
-            path.display()
-        )));
-    }
-    Ok(certs)
+    /// Whether a client certificate is configured (to explain a refused handshake).
+    has_identity: bool,
 }
 
 impl S2low {
@@ -109,28 +73,11 @@ impl S2low {
                 "adresse S²LOW « {url} » : https:// attendu"
             )));
         }
-        let mut tls = TlsConfig::builder();
-        if let Some(identity) = &config.identity {
-            let chain = certificates(&identity.certificate)?;
-            let key_pem = read_pem(&identity.key)?;
-            let key = PrivateKey::from_pem(&key_pem).map_err(|e| {
-                Error::Format(format!(
-                    "{} : clé privée illisible ({e})",
-                    identity.key.display()
-                ))
-            })?;
-            tls = tls.client_cert(Some(ClientCert::new_with_certs(&chain, key)));
-        }
-        if let Some(ca) = &config.server_ca {
-            tls = tls.root_certs(RootCerts::new_with_certs(&certificates(ca)?));
-        }
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .tls_config(tls.build())
-                .timeout_global(Some(Duration::from_secs(config.timeout_seconds.max(1))))
-                .http_status_as_error(false)
-                .build(),
-        );
+        let agent = crate::tls::agent(
+            config.identity.as_ref(),
+            config.server_ca.as_deref(),
+            Duration::from_secs(config.timeout_seconds),
+        )?;
         let authorization = config.credentials.as_ref().map(|c| {
             let pair = format!("{}:{}", c.login, c.password);
             format!(
@@ -142,6 +89,7 @@ impl S2low {
             agent,
             url,
             authorization,
+            has_identity: config.identity.is_some(),
         })
     }
 
@@ -151,7 +99,7 @@ impl S2low {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth);
         }
-        answer(path_and_query, request.call())
+        self.answer(path_and_query, request.call())
     }
 
     /// `POST path` with a multipart form; the body of a 2xx answer.
@@ -164,15 +112,25 @@ impl S2low {
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth);
         }
-        answer(path, request.send(&body[..]))
+        self.answer(path, request.send(&body[..]))
+    }
+
+    fn answer(
+        &self,
+        path: &str,
+        result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Vec<u8>> {
+        let mut response = result.map_err(|e| {
+            let https = self.url.starts_with("https://");
+            let text = crate::tls::problem(&e, "S²LOW", self.has_identity, https)
+                .unwrap_or_else(|| e.to_string());
+            Error::Transport(format!("S²LOW {path} : {text}"))
+        })?;
+        read_answer(path, &mut response)
     }
 }
 
-fn answer(
-    path: &str,
-    result: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-) -> Result<Vec<u8>> {
-    let mut response = result.map_err(|e| Error::Transport(format!("S²LOW {path} : {e}")))?;
+fn read_answer(path: &str, response: &mut ureq::http::Response<ureq::Body>) -> Result<Vec<u8>> {
     let status = response.status().as_u16();
     let body = response
         .body_mut()

@@ -12,12 +12,16 @@
 //! - faults can be injected on the next request to a page: an HTTP status (5xx), a delay (for
 //!   client timeouts), a malformed answer, or holding the answer after the request was
 //!   processed (a crash window for the client);
-//! - optional HTTP Basic login/password.
+//! - optional HTTP Basic login/password;
+//! - optional HTTPS ([`Tls`]) that requires a client certificate chained to a given CA, as the
+//!   platform does: a client without one, or with one of another CA, gets no answer (its TLS
+//!   handshake fails and is counted in [`S2lowDouble::tls_refusals`]).
 //!
 //! It runs on its own thread and runtime, so blocking and async tests can both use it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,7 +33,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
+
+pub use seing_certs_test::pki::TestPki;
 
 /// A fault for the next request to a page.
 #[derive(Debug, Clone)]
@@ -56,11 +69,38 @@ pub enum Outcome {
     Refused(String),
 }
 
+/// HTTPS for the double (PEM files).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// The server's certificate, then its chain (for `127.0.0.1`).
+    pub certificate: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// The CA certificates that client certificates must chain to; a client without a
+    /// certificate is refused.
+    pub client_ca: PathBuf,
+}
+
+impl Tls {
+    /// The double's side of the shared test PKI: certificate `tls-server` (with its CA) and
+    /// client certificates required from the « cachets » CA, which issues `tls-client`.
+    pub fn test_pki() -> Self {
+        let pki = TestPki::shared();
+        Self {
+            certificate: pki.fullchain("tls-server"),
+            key: pki.key("tls-server"),
+            client_ca: pki.cachets_ca.clone(),
+        }
+    }
+}
+
 /// Who the double is for.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// HTTP Basic login and password required on every request, if any.
     pub credentials: Option<(String, String)>,
+    /// Serve HTTPS with client certificates instead of plain HTTP.
+    pub tls: Option<Tls>,
     /// SIREN of the authority (in `ARActe` identifiers).
     pub siren: String,
     /// Département (three digits).
@@ -71,6 +111,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             credentials: None,
+            tls: None,
             siren: "213500002".into(),
             departement: "035".into(),
         }
@@ -128,6 +169,7 @@ struct State {
     next_outcome: Option<Outcome>,
     requests: Vec<String>,
     held: usize,
+    tls_refusals: Vec<String>,
 }
 
 struct Shared {
@@ -151,8 +193,12 @@ pub struct S2lowDouble {
 }
 
 impl S2lowDouble {
-    /// Starts a double on `127.0.0.1` with a free port.
+    /// Starts a double on `127.0.0.1` with a free port (HTTPS when `options.tls` says so).
+    ///
+    /// Panics when the TLS files cannot be read: no test can run without them.
     pub fn start(options: Options) -> Self {
+        let acceptor = options.tls.as_ref().map(acceptor);
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 next_id: 1,
@@ -164,6 +210,7 @@ impl S2lowDouble {
         let (stop, stopped) = oneshot::channel::<()>();
         let (bound, address) = std::sync::mpsc::channel::<SocketAddr>();
         let app = router(shared.clone());
+        let tls_shared = shared.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -171,32 +218,69 @@ impl S2lowDouble {
                 .build()
                 .expect("the double's runtime starts");
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                let listener = TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("the double binds a port");
                 bound
                     .send(listener.local_addr().expect("bound address"))
                     .expect("the starter waits");
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .expect("the double serves");
+                let stopped = async {
+                    let _ = stopped.await;
+                };
+                match acceptor {
+                    None => axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                        .expect("the double serves"),
+                    Some(acceptor) => {
+                        let listener = TlsListener {
+                            tcp: listener,
+                            acceptor,
+                            shared: tls_shared,
+                        };
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(stopped)
+                            .await
+                            .expect("the double serves");
+                    }
+                }
             });
         });
         let address = address.recv().expect("the double started");
         Self {
-            url: format!("http://{address}"),
+            url: format!("{scheme}://{address}"),
             shared,
             stop: Some(stop),
             thread: Some(thread),
         }
     }
 
-    /// Base URL (`http://127.0.0.1:PORT`).
+    /// Base URL (`http://127.0.0.1:PORT`, or `https://` with TLS).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The `s2low` transport setting of seing (JSON) for this double; over HTTPS, with the
+    /// client side of the shared test PKI: certificate `tls-client` (with its CA) and the root
+    /// CA trusted for the server.
+    pub fn transport(&self) -> serde_json::Value {
+        let mut transport =
+            serde_json::json!({"kind": "s2low", "url": self.url, "timeout_seconds": 30});
+        if self.shared.options.tls.is_some() {
+            let pki = TestPki::shared();
+            transport["identity"] = serde_json::json!({
+                "certificate": pki.fullchain("tls-client"),
+                "key": pki.key("tls-client"),
+            });
+            transport["server_ca"] = serde_json::json!(pki.root_ca);
+        }
+        transport
+    }
+
+    /// Why each refused TLS handshake failed (client without a certificate, untrusted
+    /// certificate, client that does not trust the double…), in order.
+    pub fn tls_refusals(&self) -> Vec<String> {
+        self.shared.lock().tls_refusals.clone()
     }
 
     /// The next request whose path contains `page` gets `fault`.
@@ -245,6 +329,80 @@ impl Drop for S2lowDouble {
             let _ = thread.join();
         }
     }
+}
+
+/// The TLS acceptor of `tls`: its certificate, and client certificates required, verified
+/// against `tls.client_ca` (ring, the provider `ureq` uses too).
+fn acceptor(tls: &Tls) -> TlsAcceptor {
+    let pem = |path: &PathBuf| -> Vec<CertificateDer<'static>> {
+        CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .unwrap_or_else(|e| panic!("{}: {e}", tls.key.display()));
+    let mut roots = RootCertStore::empty();
+    for ca in pem(&tls.client_ca) {
+        roots.add(ca).expect("a usable client CA");
+    }
+    let provider = Arc::new(crypto::ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .expect("a client certificate verifier");
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pem(&tls.certificate), key)
+        .expect("the server certificate and its key");
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// Accepts TCP connections and completes their TLS handshake; a failed handshake is recorded
+/// and the connection dropped, as a TLS front end does.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (tcp, address) = axum::serve::Listener::accept(&mut self.tcp).await;
+            // Handshakes run one at a time (enough for tests); the time limit keeps a silent
+            // client from stalling the others.
+            let handshake = self.acceptor.accept(tcp).into_fallible();
+            match tokio::time::timeout(Duration::from_secs(10), handshake).await {
+                Ok(Ok(stream)) => return (stream, address),
+                Ok(Err((e, tcp))) => {
+                    self.shared.lock().tls_refusals.push(e.to_string());
+                    tokio::spawn(linger(tcp));
+                }
+                Err(_) => self
+                    .shared
+                    .lock()
+                    .tls_refusals
+                    .push("handshake not finished in 10 s".into()),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Reads and drops what a refused client still sends (its request, sent once its side of the
+/// handshake was over) until it hangs up: closing at once would reset the connection, and the
+/// client would never read the TLS alert that says why (web servers' lingering close).
+async fn linger(mut tcp: TcpStream) {
+    let mut buffer = [0u8; 16 * 1024];
+    let drain = async { while matches!(tcp.read(&mut buffer).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
 
 fn router(shared: Arc<Shared>) -> Router {
