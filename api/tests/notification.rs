@@ -4,12 +4,12 @@
 //! timestamped receipt in the journal (`acknowledged`); later openings change nothing; unknown
 //! links are not found; a link past its deadline is refused and reported as expired.
 
+#[path = "../../connectors/tests/common/smtp.rs"]
+mod smtp;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -30,78 +30,8 @@ use seing_engine::ports::{Dispatcher, Receipt, Transmitter, WebhookSender};
 use seing_engine::storage::Database;
 use seing_engine::workflow::DossierState;
 use serde_json::json;
+use smtp::Smtp;
 use tower::ServiceExt;
-
-/// An `aiosmtpd` server writing every message into a Maildir; stopped on drop.
-struct Smtp {
-    child: Child,
-    port: u16,
-    maildir: PathBuf,
-}
-
-impl Smtp {
-    fn start(dir: &Path) -> Option<Self> {
-        let available = Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !available {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "python3 aiosmtpd is missing and CI=true (scripts/install-test-deps installs it)"
-            );
-            eprintln!("SKIP: python3 aiosmtpd is missing");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = dir.join("maildir");
-        let smtp = Self {
-            child: Command::new("python3")
-                .args(["-m", "aiosmtpd", "-n", "-l"])
-                .arg(format!("127.0.0.1:{port}"))
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(&maildir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-            port,
-            maildir: maildir.clone(),
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(smtp);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        drop(smtp);
-        panic!("aiosmtpd did not start on port {port}");
-    }
-
-    /// The messages received, as text.
-    fn messages(&self) -> Vec<String> {
-        let mut messages = Vec::new();
-        for sub in ["new", "cur"] {
-            if let Ok(entries) = std::fs::read_dir(self.maildir.join(sub)) {
-                for entry in entries {
-                    messages.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
-                }
-            }
-        }
-        messages
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Elsewhere;
 
@@ -135,7 +65,7 @@ fn link(message: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(smtp) = Smtp::start(dir.path()) else {
+    let Some(smtp) = Smtp::start(dir.path(), &[]) else {
         return;
     };
     let tsa = TestTsa::start(TestPki::shared()).unwrap();

@@ -8,10 +8,11 @@
 //! a job delivered again after a crash in between sends it again with a new link and the same
 //! `Message-ID`, so the recipient's mail system can tell the repeat.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use lettre::message::header::ContentType;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use seing_engine::error::EngineError;
 use seing_engine::ids::{DossierId, TenantId};
@@ -25,15 +26,35 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::{Error, Result};
 
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// No TLS (a local relay that handles TLS onwards).
+    #[default]
+    Plain,
+    /// STARTTLS required: a server that does not offer it gets nothing, not even in clear.
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
 /// How a tenant's notifications are mailed and proven.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
-    /// SMTP relay host (a local relay that handles TLS onwards).
+    /// SMTP server (or local relay) host; also the name its TLS certificate must carry.
     pub smtp_host: String,
     /// SMTP port.
     #[serde(default = "default_port")]
     pub smtp_port: u16,
+    /// Connection security [default: plain].
+    #[serde(default)]
+    pub smtp_security: SmtpSecurity,
+    /// PEM file of the CA certificates trusted for the SMTP server's certificate; the public
+    /// web roots when absent.
+    #[serde(default)]
+    pub smtp_ca: Option<PathBuf>,
     /// Sender address.
     pub from: String,
     /// Public base URL of seing, e.g. `https://parapheur.example.fr` (links point there).
@@ -175,14 +196,7 @@ pub(crate) async fn send(
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| Error::Refused(format!("message : {e}")))?;
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.smtp_host)
-        .port(settings.smtp_port)
-        .timeout(Some(std::time::Duration::from_secs(30)))
-        .build();
-    transport
-        .send(message)
-        .await
-        .map_err(|e| Error::Transport(format!("SMTP {} : {e}", settings.smtp_host)))?;
+    mail(settings, message).await?;
     sqlx::query(
         "UPDATE connector_transmissions SET state = 'sent', updated_at = $1 WHERE dossier_id = $2 AND step = $3",
     )
@@ -193,6 +207,57 @@ pub(crate) async fn send(
     .await
     .map_err(storage)?;
     Ok(outgoing.recipient.to_owned())
+}
+
+/// Sends `message` through the SMTP server of `settings`, over TLS when they say so; with
+/// STARTTLS required, a server that does not offer it gets nothing.
+pub async fn mail(settings: &NotificationSettings, message: Message) -> Result<()> {
+    let host = &settings.smtp_host;
+    mailer(settings)?.send(message).await.map_err(|e| {
+        // lettre says this in English; the operator reads the job's error in French.
+        if settings.smtp_security == SmtpSecurity::Starttls && e.to_string().contains("STARTTLS") {
+            Error::Transport(format!(
+                "SMTP {host} : le serveur ne propose pas STARTTLS alors que TLS est exigé (« smtp_security ») ; rien n'a été envoyé"
+            ))
+        } else if e.is_tls() || crate::tls::rustls_error(&e).is_some() {
+            Error::Transport(format!(
+                "SMTP {host} : échec TLS ({e}) : vérifier « smtp_ca » et que le certificat du serveur porte le nom {host}"
+            ))
+        } else {
+            Error::Transport(format!("SMTP {host} : {e}"))
+        }
+    })?;
+    Ok(())
+}
+
+/// The SMTP transport of `settings`, TLS as they say; reads the CA file now, so a bad file is
+/// reported here (also when the settings are stored).
+pub(crate) fn mailer(
+    settings: &NotificationSettings,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.smtp_host)
+        .port(settings.smtp_port)
+        .timeout(Some(std::time::Duration::from_secs(30)));
+    if settings.smtp_security == SmtpSecurity::Plain {
+        return Ok(builder.build());
+    }
+    let mut parameters = TlsParameters::builder(settings.smtp_host.clone());
+    if let Some(ca) = &settings.smtp_ca {
+        let pem = std::fs::read(ca).map_err(|e| Error::io(ca, e))?;
+        let certificate = Certificate::from_pem(&pem)
+            .map_err(|e| Error::Format(format!("{} : certificat illisible ({e})", ca.display())))?;
+        parameters = parameters
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(certificate);
+    }
+    let parameters = parameters
+        .build_rustls()
+        .map_err(|e| Error::Format(format!("paramètres TLS SMTP : {e}")))?;
+    let tls = match settings.smtp_security {
+        SmtpSecurity::Tls => Tls::Wrapper(parameters),
+        SmtpSecurity::Starttls | SmtpSecurity::Plain => Tls::Required(parameters),
+    };
+    Ok(builder.tls(tls).build())
 }
 
 /// Opens a notification link: checks it, records the timestamped receipt at the first

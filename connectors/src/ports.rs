@@ -1,5 +1,6 @@
 //! The engine's ports, implemented: [`Connectors`] transmits acts and PES files (S²LOW or a
-//! drop folder) and deposits SEDA archive packages, as the tenant's settings say;
+//! drop folder) and deposits SEDA archive packages (drop folder, or HTTP to the archive
+//! system), as the tenant's settings say;
 //! [`Connectors::poll`] reads what came back and moves the dossiers on.
 //!
 //! A job may be delivered again after a crash. Each send is recorded in
@@ -7,7 +8,8 @@
 //! in the window between the send and the record, the far side recognizes the repeat: S²LOW
 //! refuses an act whose numéro interne it has (the first transaction is then looked up by that
 //! number) and a PES whose SHA-1 it has; a drop-folder outbox already holds the same PES file,
-//! an archive of the same act, or the same SEDA package.
+//! an archive of the same act, or the same SEDA package; an archive system reached by HTTP
+//! answers `409` to a `MessageIdentifier` it has.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,8 +33,13 @@ use crate::actes::{
 };
 use crate::dropfolder::{DropFolder, InboxFile, Return};
 use crate::s2low::{ActesTransaction, HeliosTransaction, S2low, TransmissionState};
-use crate::seda::{ObjectRole, ReplyOutcome, SedaFile, SedaMetadata};
-use crate::settings::{ActesSettings, ConnectorSettings, HeliosSettings, Transport, settings};
+use crate::seda::{
+    ArchiveClient, ArchiveHttp, ObjectRole, ReplyOutcome, SedaFile, SedaMetadata, TransferReply,
+    parse_reply,
+};
+use crate::settings::{
+    ActesSettings, ArchiveSettings, ConnectorSettings, HeliosSettings, Transport, settings,
+};
 use crate::{Error, Result};
 
 /// The connectors of a running service.
@@ -402,16 +409,51 @@ impl Connectors {
             .archive
             .ok_or_else(|| Error::Refused("aucun service d'archives n'est configuré".into()))?;
         let message_id = format!("seing-{}-{}", payload.dossier, payload.step);
-        let target = archive.drop_folder.outbox.join(&message_id);
-        if target.join("manifest.xml").is_file() {
-            return Ok(Sent {
-                kind: "archive",
-                transport: "drop_folder",
-                reference: message_id.clone(),
-                match_key: message_id,
-                detail: json!({"repeat": true}),
-            });
+        let sent = |transport: &'static str, detail: Value| Sent {
+            kind: "archive",
+            transport,
+            reference: message_id.clone(),
+            match_key: message_id.clone(),
+            detail,
+        };
+        if let Some(http) = &archive.http {
+            // Built afresh for each attempt; the archive system recognizes a repeat by its
+            // MessageIdentifier.
+            let staging = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let target = staging.path().join(&message_id);
+            self.write_archive(job, payload, &archive, &message_id, target.clone())
+                .await?;
+            let (http, id) = (http.clone(), message_id.clone());
+            blocking(move || {
+                let sent = ArchiveClient::new(&http)?.transfer(&target, &id);
+                drop(staging);
+                sent
+            })
+            .await?;
+            return Ok(sent("http", json!({})));
         }
+        let folder = archive
+            .drop_folder
+            .as_ref()
+            .ok_or_else(|| Error::Refused("aucun transport d'archives n'est configuré".into()))?;
+        let target = folder.outbox.join(&message_id);
+        if target.join("manifest.xml").is_file() {
+            return Ok(sent("drop_folder", json!({"repeat": true})));
+        }
+        self.write_archive(job, payload, &archive, &message_id, target)
+            .await?;
+        Ok(sent("drop_folder", json!({})))
+    }
+
+    /// Writes the dossier's SEDA package into `target` (absent or empty), whole or not at all.
+    async fn write_archive(
+        &self,
+        job: &Job,
+        payload: &Payload,
+        archive: &ArchiveSettings,
+        message_id: &str,
+        target: PathBuf,
+    ) -> Result<()> {
         let journal = self
             .engine
             .connector_journal(job.tenant, payload.dossier)
@@ -461,25 +503,16 @@ impl Connectors {
             start_date: dates.first().map(|d| (*d).to_owned()),
             end_date: dates.last().map(|d| (*d).to_owned()),
             keywords,
-            message_identifier: Some(message_id.clone()),
+            message_identifier: Some(message_id.to_owned()),
             appraisal_rule: archive.appraisal_rule.clone(),
             access_rule: archive.access_rule.clone(),
         };
-        let outbox = archive.drop_folder.outbox.clone();
         blocking(move || {
-            std::fs::create_dir_all(&outbox).map_err(|e| Error::io(&outbox, e))?;
             crate::seda::write_package(&meta, &files, &target, OffsetDateTime::now_utc())?;
             drop(dir);
             Ok(())
         })
-        .await?;
-        Ok(Sent {
-            kind: "archive",
-            transport: "drop_folder",
-            reference: message_id.clone(),
-            match_key: message_id,
-            detail: json!({}),
-        })
+        .await
     }
 
     async fn pending(&self) -> Result<Vec<Pending>> {
@@ -613,6 +646,39 @@ impl Connectors {
         }
     }
 
+    /// Records the archive system's reply on its transfer; true when it accepts the transfer.
+    async fn record_reply(&self, pending: &Pending, reply: &TransferReply) -> Result<bool> {
+        let accepted = reply.outcome != ReplyOutcome::Rejected;
+        self.close(
+            pending,
+            if accepted { "accepted" } else { "rejected" },
+            json!({"reply": reply.message_identifier, "code": reply.reply_code, "comments": reply.comments}),
+        )
+        .await?;
+        Ok(accepted)
+    }
+
+    /// Asks the archive system for the reply to a transfer sent by HTTP; whether it accepts
+    /// the transfer once it has replied.
+    async fn poll_archive_http(
+        &self,
+        pending: &Pending,
+        http: &ArchiveHttp,
+    ) -> Result<Option<bool>> {
+        let (http, id) = (http.clone(), pending.match_key.clone());
+        let Some(bytes) = blocking(move || ArchiveClient::new(&http)?.reply(&id)).await? else {
+            return Ok(None);
+        };
+        let reply = parse_reply(&bytes)?;
+        if reply.message_request_identifier != pending.match_key {
+            return Err(Error::Format(format!(
+                "le service d'archives répond à « {} » pour le transfert {}",
+                reply.message_request_identifier, pending.match_key
+            )));
+        }
+        self.record_reply(pending, &reply).await.map(Some)
+    }
+
     /// Handles one inbox file against the waiting sends; true when it matched one.
     async fn take_return(
         &self,
@@ -675,15 +741,7 @@ impl Connectors {
                 let Some(p) = matching("archive", &reply.message_request_identifier) else {
                     return Ok(false);
                 };
-                let accepted = reply.outcome != ReplyOutcome::Rejected;
-                let comments = reply.comments.clone();
-                self.close(
-                    p,
-                    if accepted { "accepted" } else { "rejected" },
-                    json!({"reply": reply.message_identifier, "code": reply.reply_code, "comments": comments}),
-                )
-                .await?;
-                if accepted {
+                if self.record_reply(p, reply).await? {
                     run.accepted += 1;
                 } else {
                     run.refused += 1;
@@ -706,12 +764,26 @@ impl Connectors {
             let Some(settings) = settings(&self.engine, p.tenant).await? else {
                 continue;
             };
+            if p.kind == "archive" && p.transport == "http" {
+                let Some(http) = settings.archive.and_then(|a| a.http) else {
+                    run.waiting += 1;
+                    continue;
+                };
+                match self.poll_archive_http(p, &http).await {
+                    Ok(Some(true)) => run.accepted += 1,
+                    Ok(Some(false)) => run.refused += 1,
+                    Ok(None) | Err(Error::Transport(_)) => run.waiting += 1,
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
             let transport = match p.kind.as_str() {
                 "actes" => settings.actes.map(|a| a.transport),
                 "helios" => settings.helios.map(|h| h.transport),
                 _ => settings
                     .archive
-                    .map(|a| Transport::DropFolder(a.drop_folder)),
+                    .and_then(|a| a.drop_folder)
+                    .map(Transport::DropFolder),
             };
             match (p.transport.as_str(), transport) {
                 ("s2low", Some(Transport::S2low(config))) => {

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::dropfolder::DropFolder;
 use crate::notification::NotificationSettings;
 use crate::s2low::S2lowConfig;
-use crate::seda::{AccessRule, AppraisalRule};
+use crate::seda::{AccessRule, AppraisalRule, ArchiveClient, ArchiveHttp};
 use crate::{Error, Problem, Result};
 
 /// How documents of one kind travel.
@@ -59,8 +59,12 @@ pub struct HeliosSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArchiveSettings {
-    /// Where packages are deposited and replies read.
-    pub drop_folder: DropFolder,
+    /// Where packages are deposited and replies read (this or `http`).
+    #[serde(default)]
+    pub drop_folder: Option<DropFolder>,
+    /// The archive system's transfer endpoint (this or `drop_folder`).
+    #[serde(default)]
+    pub http: Option<ArchiveHttp>,
     /// Identifier of the archive service.
     pub archival_agency: String,
     /// Identifier of the transferring service.
@@ -136,7 +140,18 @@ impl ConnectorSettings {
             check_transport(&mut problems, "helios.transport", &helios.transport);
         }
         if let Some(archive) = &settings.archive {
-            check_folder(&mut problems, "archive.drop_folder", &archive.drop_folder);
+            match (&archive.drop_folder, &archive.http) {
+                (Some(folder), None) => check_folder(&mut problems, "archive.drop_folder", folder),
+                (None, Some(http)) => {
+                    if let Err(e) = ArchiveClient::new(http) {
+                        problems.push(Problem::new("archive.http", e.to_string()));
+                    }
+                }
+                _ => problems.push(Problem::new(
+                    "archive",
+                    "un transport, et un seul : « drop_folder » ou « http »",
+                )),
+            }
             for (field, value) in [
                 ("archive.archival_agency", &archive.archival_agency),
                 ("archive.transferring_agency", &archive.transferring_agency),
@@ -159,6 +174,9 @@ impl ConnectorSettings {
             }
             if n.from.parse::<lettre::message::Mailbox>().is_err() {
                 problems.push(Problem::new("notification.from", "adresse invalide"));
+            }
+            if let Err(e) = crate::notification::mailer(n) {
+                problems.push(Problem::new("notification.smtp_ca", e.to_string()));
             }
         }
         if problems.is_empty() {
@@ -186,8 +204,8 @@ impl ConnectorSettings {
                 add(f);
             }
         }
-        if let Some(a) = &self.archive {
-            add(&a.drop_folder);
+        if let Some(folder) = self.archive.as_ref().and_then(|a| a.drop_folder.as_ref()) {
+            add(folder);
         }
         folders
     }

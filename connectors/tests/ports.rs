@@ -1,16 +1,26 @@
 //! The engine's ports over real transports: an engine on SQLite runs `actes-deliberation` and
-//! `pes-bordereaux` dossiers through its outbox to the S²LOW double and to drop folders, polls
-//! the returns to `acknowledged`, deposits SEDA packages (validated against the SEDA 2.1 XSD)
-//! and reads their replies; a send cut off after S²LOW took it is retried without a duplicate.
+//! `pes-bordereaux` dossiers through its outbox to the S²LOW double (HTTPS, client certificate)
+//! and to drop folders, polls the returns to `acknowledged`, deposits SEDA packages (validated
+//! against the SEDA 2.1 XSD) or posts them to an archive system by HTTP, and reads their
+//! replies; a send cut off after S²LOW or the archive system took it is retried without a
+//! duplicate.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as AxumPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+
 use seing_connectors::ports::Connectors;
+use seing_connectors::seda::{ArchiveClient, MESSAGE_ID_HEADER};
 use seing_connectors::settings::store_settings;
 use seing_engine::Engine;
 use seing_engine::circuit::Channel;
@@ -23,7 +33,7 @@ use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
 use seing_engine::storage::Database;
 use seing_engine::workflow::DossierState;
-use seing_s2low_double::{Fault, Options, S2lowDouble};
+use seing_s2low_double::{Fault, Options, S2lowDouble, Tls};
 use serde_json::json;
 
 /// The outbox's other ports, out of this test's scope: webhooks are dropped, notifications fail.
@@ -281,8 +291,18 @@ impl World {
     }
 }
 
+/// The double over HTTPS, requiring the authority's client certificate.
+fn tls_double() -> S2lowDouble {
+    S2lowDouble::start(Options {
+        tls: Some(Tls::test_pki()),
+        ..Options::default()
+    })
+}
+
 fn s2low(double: &S2lowDouble) -> serde_json::Value {
-    json!({"kind": "s2low", "url": double.url(), "timeout_seconds": 2})
+    let mut transport = double.transport();
+    transport["timeout_seconds"] = 2.into();
+    transport
 }
 
 fn archive(dir: &Path) -> serde_json::Value {
@@ -324,7 +344,7 @@ async fn deliberation_goes_through_s2low_to_acknowledged_then_archived() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     let w = world(dir).await;
-    let double = S2lowDouble::start(Options::default());
+    let double = tls_double();
     w.settings(json!({
         "actes": {"transport": s2low(&double), "arrondissement": "1",
                   "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
@@ -452,7 +472,7 @@ async fn pes_goes_through_a_drop_folder_to_acknowledged() {
 async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let w = world(dir).await;
-    let double = S2lowDouble::start(Options::default());
+    let double = tls_double();
     w.settings(json!({
         "actes": {"transport": s2low(&double), "arrondissement": "1",
                   "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
@@ -562,4 +582,187 @@ async fn bad_settings_are_refused_and_unconfigured_jobs_fail_saying_why() {
         "{:?}",
         job.last_error
     );
+}
+
+/// A small archive system for the test (never in the product): takes SEDA packages posted as
+/// gzip-compressed tars with a bearer token, unpacks each into its folder, keeps one per
+/// `MessageIdentifier` (`409` for a repeat), and serves the reply once the test gives it.
+#[derive(Clone)]
+struct ArchiveSystem {
+    url: String,
+    received: PathBuf,
+    posts: Arc<Mutex<Vec<String>>>,
+    replies: Arc<Mutex<BTreeMap<String, String>>>,
+    lose_next_answer: Arc<AtomicBool>,
+}
+
+const SAE_TOKEN: &str = "jeton-du-service-d-archives";
+
+async fn sae_post(State(sae): State<ArchiveSystem>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("authorization") != Some(&format!("Bearer {SAE_TOKEN}")) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let (Some("application/gzip"), Some(id)) = (header("content-type"), header(MESSAGE_ID_HEADER))
+    else {
+        return StatusCode::BAD_REQUEST;
+    };
+    sae.posts.lock().unwrap().push(id.to_owned());
+    let folder = sae.received.join(id);
+    if folder.exists() {
+        return StatusCode::CONFLICT;
+    }
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&body[..]));
+    if tar.unpack(&folder).is_err() {
+        return StatusCode::BAD_REQUEST;
+    }
+    let manifest = std::fs::read_to_string(folder.join("manifest.xml")).unwrap_or_default();
+    if !manifest.contains(&format!("<MessageIdentifier>{id}</MessageIdentifier>")) {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    if sae.lose_next_answer.swap(false, Ordering::SeqCst) {
+        // Taken, but the answer never makes it back: the sender must try again.
+        return StatusCode::BAD_GATEWAY;
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn sae_reply(
+    State(sae): State<ArchiveSystem>,
+    AxumPath(id): AxumPath<String>,
+) -> (StatusCode, String) {
+    match sae.replies.lock().unwrap().get(&id) {
+        Some(reply) => (StatusCode::OK, reply.clone()),
+        None => (StatusCode::NOT_FOUND, String::new()),
+    }
+}
+
+impl ArchiveSystem {
+    async fn start(received: PathBuf) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sae = Self {
+            url: format!("http://{}/versements", listener.local_addr().unwrap()),
+            received,
+            posts: Arc::default(),
+            replies: Arc::default(),
+            lose_next_answer: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/versements", post(sae_post))
+            .route("/versements/{id}/reply", get(sae_reply))
+            .with_state(sae.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        sae
+    }
+
+    fn settings(&self, token: &str) -> serde_json::Value {
+        json!({
+            "http": {"url": self.url, "bearer_token": token, "timeout_seconds": 5},
+            "archival_agency": "AD35",
+            "transferring_agency": "MAIRIE-213500002",
+            "appraisal_rule": {"rule": "APP-DELIB", "final_action": "Keep"},
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_are_posted_once_by_http_and_their_reply_is_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let w = world(dir).await;
+    let double = tls_double();
+    let sae = ArchiveSystem::start(root.join("sae")).await;
+    let actes = json!({"transport": s2low(&double), "arrondissement": "1",
+                       "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]});
+    w.settings(json!({"actes": actes, "archive": sae.settings(SAE_TOKEN)}))
+        .await;
+    let id = w.deliberation("DEL_2026_010").await;
+    w.deliver().await;
+    for _ in 0..3 {
+        w.connectors.poll().await.unwrap();
+    }
+
+    // The archive system takes the package but its answer is lost: the retry carries the same
+    // MessageIdentifier, which the archive system recognizes (409), and counts as sent.
+    sae.lose_next_answer.store(true, Ordering::SeqCst);
+    w.deliver().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Archived);
+    let message_id = format!("seing-{id}-3");
+    assert_eq!(
+        *sae.posts.lock().unwrap(),
+        [message_id.as_str(), message_id.as_str()]
+    );
+    assert_eq!(
+        common::list(&root.join("sae")),
+        std::slice::from_ref(&message_id)
+    );
+    let received = root.join("sae").join(&message_id);
+    assert_eq!(common::list(&received.join("content")).len(), 4);
+    if let (Some(specs), true) = (common::specs(), common::has_xmllint()) {
+        let seda = specs.join("seda21");
+        let (ok, out) = common::xmllint(
+            &seda.join("seda-2.1-main.xsd"),
+            &received.join("manifest.xml"),
+            Some(&seda.join("catalog.xml")),
+        );
+        assert!(ok, "{out}");
+    }
+    if let Some(oracle) = common::oracle() {
+        let manifest = received.join("manifest.xml");
+        let (code, out) = common::run_oracle(
+            &oracle,
+            &[
+                "seda".as_ref(),
+                manifest.as_os_str(),
+                "--dir".as_ref(),
+                received.as_os_str(),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+
+    // No reply yet: the transfer waits; then the reply is read back and recorded.
+    assert_eq!(w.connectors.poll().await.unwrap().waiting, 1);
+    sae.replies
+        .lock()
+        .unwrap()
+        .insert(message_id.clone(), reply(&message_id, "OK"));
+    assert_eq!(w.connectors.poll().await.unwrap().accepted, 1);
+    assert_eq!(
+        transmissions(&w.engine).await,
+        [
+            ("actes".into(), "s2low".into(), "acknowledged".into()),
+            ("archive".into(), "http".into(), "accepted".into())
+        ]
+    );
+
+    // A wrong token is a refusal, said as such; an archive with two transports or none is
+    // refused when the settings are stored.
+    let wrong =
+        ArchiveClient::new(&serde_json::from_value(sae.settings("faux")["http"].clone()).unwrap())
+            .unwrap()
+            .transfer(&received, "seing-autre");
+    assert!(
+        matches!(&wrong, Err(seing_connectors::Error::Refused(m)) if m.contains("accès refusé")),
+        "{wrong:?}"
+    );
+    for archive in [
+        json!({"archival_agency": "AD35", "transferring_agency": "M"}),
+        json!({"http": {"url": "ftp://sae"}, "archival_agency": "AD35", "transferring_agency": "M"}),
+    ] {
+        let error = store_settings(
+            &w.engine,
+            w.emitter.tenant,
+            &json!({ "archive": archive }).to_string(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(error, seing_connectors::Error::Invalid(_)),
+            "{error}"
+        );
+    }
 }

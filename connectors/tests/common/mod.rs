@@ -109,3 +109,5 @@ pub fn list(dir: &Path) -> Vec<String> {
 
 /// A small PDF-looking file (the formats only look at its header and bytes).
 pub const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
+
+pub mod smtp;
