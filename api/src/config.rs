@@ -23,13 +23,16 @@ pub const DEFAULT_WORKER_POLL_MS: u64 = 1000;
 pub const DEFAULT_WORKER_RETRY_BASE_MS: u64 = 10_000;
 /// Default time limit of one webhook delivery, in milliseconds.
 pub const DEFAULT_WEBHOOK_TIMEOUT_MS: u64 = 10_000;
+/// Default time a taken job stays reserved to its worker, in milliseconds (five minutes).
+pub const DEFAULT_WORKER_LEASE_MS: u64 = 300_000;
 
 /// Flags of `seing serve`; each may also come from its environment variable.
 #[derive(Debug, Default, clap::Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys: listen, data_dir, database_url, workflows_dir,
     /// max_upload_bytes, login_max_failures, secure_cookies, signing_batch_ttl, tsa_url,
-    /// no_worker, worker_poll_ms, worker_retry_base_ms, webhook_timeout_ms, agent_port).
+    /// no_worker, worker_poll_ms, worker_retry_base_ms, worker_lease_ms, webhook_timeout_ms,
+    /// agent_port).
     #[arg(long, env = "SEING_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8080].
@@ -70,6 +73,10 @@ pub struct ServeArgs {
     /// in milliseconds [default: 10000].
     #[arg(long, env = "SEING_WORKER_RETRY_BASE_MS")]
     pub worker_retry_base_ms: Option<u64>,
+    /// How long a job taken by a worker stays reserved to it: a worker that dies (crash, kill)
+    /// leaves its jobs to the others once this has passed, in milliseconds [default: 300000].
+    #[arg(long, env = "SEING_WORKER_LEASE_MS")]
+    pub worker_lease_ms: Option<u64>,
     /// Time limit of one webhook delivery, in milliseconds [default: 10000].
     #[arg(long, env = "SEING_WEBHOOK_TIMEOUT_MS")]
     pub webhook_timeout_ms: Option<u64>,
@@ -98,6 +105,7 @@ struct FileConfig {
     no_worker: Option<bool>,
     worker_poll_ms: Option<u64>,
     worker_retry_base_ms: Option<u64>,
+    worker_lease_ms: Option<u64>,
     webhook_timeout_ms: Option<u64>,
     agent_port: Option<u16>,
 }
@@ -203,6 +211,12 @@ impl ServeConfig {
                 file.worker_retry_base_ms,
                 DEFAULT_WORKER_RETRY_BASE_MS,
                 "worker_retry_base_ms",
+            )?,
+            lease: millis(
+                args.worker_lease_ms,
+                file.worker_lease_ms,
+                DEFAULT_WORKER_LEASE_MS,
+                "worker_lease_ms",
             )?,
             webhook_timeout: millis(
                 args.webhook_timeout_ms,

@@ -26,15 +26,18 @@ pub struct WorkerSettings {
     pub poll: Duration,
     /// Delay before the first retry (doubled at each attempt, capped by the engine's policy).
     pub retry_base: Duration,
+    /// How long a taken job stays reserved; a dead worker's jobs are taken again after it.
+    pub lease: Duration,
     /// Time limit of one webhook delivery.
     pub webhook_timeout: Duration,
 }
 
 impl WorkerSettings {
-    /// The engine's retry policy with this first delay.
+    /// The engine's retry policy with this first delay and lease.
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             base: time::Duration::try_from(self.retry_base).unwrap_or(time::Duration::MAX),
+            lease: time::Duration::try_from(self.lease).unwrap_or(time::Duration::MAX),
             ..RetryPolicy::default()
         }
     }

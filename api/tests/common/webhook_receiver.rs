@@ -136,6 +136,7 @@ impl Worker {
             WorkerSettings {
                 poll: Duration::from_millis(20),
                 retry_base: Duration::from_millis(300),
+                lease: Duration::from_secs(300),
                 webhook_timeout: Duration::from_secs(5),
             },
             async {

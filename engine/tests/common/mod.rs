@@ -30,7 +30,7 @@ pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub kind: Kind,
     schema: Option<String>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub fn workflows_dir() -> PathBuf {
@@ -107,8 +107,26 @@ impl Harness {
             clock,
             kind,
             schema,
-            _dir: dir,
+            dir,
         })
+    }
+
+    /// The folder holding the SQLite file and the documents (`documents/`): a `seing` process
+    /// given it as `--data-dir` and [`Harness::database_url`] works on this engine's data.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The URL of this harness's database, its PostgreSQL schema included.
+    pub fn database_url(&self) -> String {
+        match &self.schema {
+            None => format!("sqlite:{}", self.dir.path().join("seing.db").display()),
+            Some(schema) => {
+                let url = postgres_url();
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}options[search_path]={schema}")
+            }
+        }
     }
 
     /// Closes the pool; dropping the harness then drops the PostgreSQL schema.
