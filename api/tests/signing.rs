@@ -7,19 +7,20 @@
 //! of the 15 dossiers to a local receiver that checks their HMAC signatures. Server-held keys with the real `seing serve`: a wrong
 //! PIN changes nothing, the right one signs, and neither reaches the logs.
 
+#[path = "common/signing_keys.rs"]
+mod signing_keys;
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use der::Encode as _;
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
 use seing_certs_test::pki::TestPki;
@@ -30,10 +31,8 @@ use seing_engine::clock::ManualClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::model::{Actor, NewTenant};
 use seing_engine::storage::Database;
-use seing_signer::digest::DigestAlgorithm;
-use seing_signer::key::software::SoftwareKey;
-use seing_signer::key::{KeySource, Secret};
 use serde_json::{Value, json};
+use signing_keys::{chain_of, der_b64, on_ci, pes, resource, sign_items, software_key, specs};
 use sqlx::Executor as _;
 use webhook_receiver::{Receiver, Worker};
 
@@ -46,30 +45,6 @@ const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
 enum Kind {
     Sqlite,
     Postgres,
-}
-
-fn on_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn resource(var: &str, default: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(default));
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        !on_ci(),
-        "{var} not found at {} (required when CI=true)",
-        path.display()
-    );
-    eprintln!("skipped: {var} not found at {}", path.display());
-    None
-}
-
-fn specs() -> Option<PathBuf> {
-    resource("SEING_SPECS_DIR", "../../shared/specs")
 }
 
 fn softhsm_present() -> bool {
@@ -87,23 +62,6 @@ fn postgres_url() -> String {
 }
 
 /// The real sample with its bordereau repeated `count` times under new Ids (`B<first>`…).
-fn pes(specs: &Path, count: usize, first: usize) -> Vec<u8> {
-    let text = std::fs::read_to_string(specs.join("pesv2/examples/PESALR1_unsigned.xml")).unwrap();
-    let start = text.find("<Bordereau ").unwrap();
-    let end = text.find("</Bordereau>").unwrap() + "</Bordereau>".len();
-    let copies: String = (first..first + count)
-        .map(|i| {
-            text[start..end]
-                .replace("ID2020020200727D013536\"", &format!("B{i}\""))
-                .replace(
-                    "<IdBord V=\"3536\"/>",
-                    &format!("<IdBord V=\"{}\"/>", 100 + i),
-                )
-        })
-        .collect();
-    format!("{}{}{}", &text[..start], copies, &text[end..]).into_bytes()
-}
-
 /// A JSON client of the API over real HTTP.
 struct Http {
     agent: ureq::Agent,
@@ -447,39 +405,6 @@ fn dossier(http: &Http, w: &World, circuit: &str, main: (&str, &str, &[u8])) -> 
     );
     assert_eq!(visa["current_step"], 1);
     id
-}
-
-fn der_b64(path: &Path) -> String {
-    let cert = seing_signer::x509::read_certificate(path).unwrap();
-    STANDARD.encode(cert.to_der().unwrap())
-}
-
-fn chain_of(pki: &TestPki, name: &str) -> Value {
-    json!([der_b64(&pki.cert(name)), der_b64(&pki.personnes_ca)])
-}
-
-fn software_key(pki: &TestPki, name: &str) -> SoftwareKey {
-    SoftwareKey::from_pkcs12_file(
-        &pki.p12(name),
-        &Secret::new(TestPki::P12_PASSWORD),
-        Vec::new(),
-    )
-    .unwrap()
-}
-
-/// Signs every item of a batch with `key`.
-fn sign_items(batch: &Value, key: &dyn KeySource) -> Vec<Value> {
-    batch["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| {
-            assert_eq!(item["digest_algorithm"], "sha256");
-            let digest = STANDARD.decode(item["data_to_sign"].as_str().unwrap()).unwrap();
-            let value = key.sign_digest(DigestAlgorithm::Sha256, &digest).unwrap();
-            json!({"item_id": item["item_id"], "signature_value": STANDARD.encode(value.as_bytes())})
-        })
-        .collect()
 }
 
 fn documents(http: &Http, token: &str, id: &str) -> Vec<Value> {
