@@ -1,8 +1,22 @@
 //! Full circuits through the REST API, in process: a tenant administrator sets the connector
-//! settings (`PUT /api/v1/connectors`), software creates `actes-deliberation` and
-//! `pes-bordereaux` dossiers, desks visa and sign them, and the outbox delivers them through
-//! the connectors to the S²LOW double (over HTTPS with a client certificate) and to drop folders; polling the returns brings them to
-//! `acknowledged`, the archive step to `archived`, with a webhook job for each transition.
+//! settings (`PUT /api/v1/connectors`) and the trust anchors, software creates
+//! `actes-deliberation` (a real PDF) and `pes-bordereaux` (a real PES) dossiers, desks visa them
+//! and the mayor signs them through the two-phase API (`POST /signature-batches`, the digests
+//! signed with the test key, `POST /signature-batches/{id}/signatures`); the outbox delivers
+//! them through the connectors to the S²LOW double (over HTTPS with a client certificate)
+//! and to drop folders; polling the returns
+//! brings them to `acknowledged`, the archive step to `archived`. A local receiver gets a
+//! webhook for each transition, in order, each HMAC checked with `verify_signature`. An act the
+//! prefecture refuses comes back to its emitter's list of rejected dossiers, with the reason and
+//! a `dossier.rejected` webhook.
+
+// Each test binary uses a part of the shared helpers.
+#[allow(dead_code)]
+#[path = "common/signing_keys.rs"]
+mod signing_keys;
+#[allow(dead_code)]
+#[path = "common/webhook_receiver.rs"]
+mod webhook_receiver;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,34 +27,36 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
+use seing_certs_test::pki::TestPki;
+use seing_certs_test::tsa::TestTsa;
 use seing_connectors::ports::Connectors;
+use seing_connectors::webhooks::HttpWebhookSender;
 use seing_engine::Engine;
 use seing_engine::access::Role;
 use seing_engine::circuit::Template;
 use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{CircuitId, DeskId};
-use seing_engine::model::{ActionInput, Actor, NewDocument, NewTenant, SignedOutput};
-use seing_engine::outbox::{DeliveryError, Job, JobKind, RetryPolicy};
-use seing_engine::ports::{Dispatcher, Notifier, Receipt, WebhookSender};
+use seing_engine::model::{Actor, NewTenant};
+use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
+use seing_engine::ports::{Dispatcher, Notifier, Receipt};
+use seing_engine::signing::SigningSettings;
 use seing_engine::storage::Database;
-use seing_s2low_double::{Options, S2lowDouble, Tls};
+use seing_s2low_double::{Options, Outcome, S2lowDouble, Tls};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use signing_keys::{chain_of, pes, sign_items, software_key, specs};
+use webhook_receiver::Receiver;
+
 const SIREN: &str = "213500002";
 const BOUNDARY: &str = "seing-circuits-boundary";
+const SECRET: &str = "secret-du-logiciel-metier";
 
-/// Webhooks are counted from the outbox rows (their delivery is the webhooks' own test).
-struct Recorded;
+/// Notifications are the notification test's subject: none here.
+struct NoMail;
 
-impl WebhookSender for Recorded {
-    async fn deliver(&self, _job: &Job) -> Result<(), DeliveryError> {
-        Ok(())
-    }
-}
-
-impl Notifier for Recorded {
+impl Notifier for NoMail {
     async fn notify(&self, _job: &Job) -> Result<Receipt, DeliveryError> {
         Err(DeliveryError::permanent("hors du test"))
     }
@@ -49,10 +65,14 @@ impl Notifier for Recorded {
 struct World {
     app: Router,
     engine: Engine,
-    dispatcher: Dispatcher<Connectors, Recorded, Connectors, Recorded>,
+    dispatcher: Dispatcher<Connectors, NoMail, Connectors, HttpWebhookSender>,
     connectors: Connectors,
+    receiver: Receiver,
+    pki: &'static TestPki,
+    _tsa: TestTsa,
     admin: String,
     software: String,
+    maire: String,
     actors: BTreeMap<&'static str, Actor>,
     desks: BTreeMap<&'static str, DeskId>,
     circuits: BTreeMap<&'static str, CircuitId>,
@@ -76,12 +96,18 @@ async fn world() -> World {
         .unwrap();
     db.migrate().await.unwrap();
     let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+    let pki = TestPki::shared();
+    let tsa = TestTsa::start(pki).unwrap();
     let engine = Engine::new(
         db.clone(),
         DocumentStore::new(dir.path().join("documents")),
         Arc::new(SystemClock),
         Template::load_dir(&workflows).unwrap(),
-    );
+    )
+    .with_signing_settings(SigningSettings {
+        tsa_url: Some(tsa.url()),
+        ..SigningSettings::default()
+    });
     let app = router(
         Arc::new(AppState { database: db }),
         Arc::new(ApiState {
@@ -146,39 +172,58 @@ async fn world() -> World {
             .unwrap();
         circuits.insert(template, c.id);
     }
-    // Events become outbox rows only for a subscription that takes them.
+    // The business software's receiver takes every event.
+    let (receiver, base) = Receiver::start().await;
     engine
         .create_webhook(
             admin,
             seing_engine::webhooks::NewWebhook {
-                url: "https://erp.example/seing".into(),
+                url: format!("{base}/seing"),
                 events: Vec::new(),
-                secret: "secret-du-logiciel-metier".into(),
+                secret: SECRET.into(),
                 active: true,
             },
         )
         .await
         .unwrap();
     let connectors = Connectors::new(engine.clone());
-    World {
+    let admin_token = token(&engine, admin, Role::TenantAdmin).await;
+    let w = World {
         app,
         dispatcher: Dispatcher {
             engine: engine.clone(),
             transmitter: connectors.clone(),
-            notifier: Recorded,
+            notifier: NoMail,
             archiver: connectors.clone(),
-            webhooks: Recorded,
+            webhooks: HttpWebhookSender::new(engine.clone(), std::time::Duration::from_secs(10)),
         },
         connectors,
-        admin: token(&engine, admin, Role::TenantAdmin).await,
+        receiver,
+        pki,
+        _tsa: tsa,
+        admin: admin_token,
         software: token(&engine, actors["logiciel"], Role::User).await,
+        maire: token(&engine, actors["maire"], Role::User).await,
         root: dir.path().to_path_buf(),
         engine,
         actors,
         desks,
         circuits,
         _dir: dir,
-    }
+    };
+    // The mayor's certificates chain to the test root; its CRL comes with it.
+    let pem = std::fs::read_to_string(&pki.root_ca).unwrap()
+        + &std::fs::read_to_string(&pki.personnes_crl_pem).unwrap();
+    let (status, body) = w
+        .json(
+            Method::POST,
+            "/api/v1/trust-anchors",
+            &w.admin,
+            json!({"pem": pem}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    w
 }
 
 impl World {
@@ -297,36 +342,33 @@ impl World {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    /// The mayor's signature, recorded as the sign action records it (the signed file).
-    async fn sign(&self, id: &str, name: &str, signed: &[u8], metadata: &[(&str, &str)]) {
-        let input = ActionInput {
-            metadata: metadata
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        (*k).to_owned(),
-                        seing_engine::metadata::MetaValue::Text((*v).to_owned()),
-                    )
-                })
-                .collect(),
-            ..ActionInput::default()
-        };
-        self.engine
-            .sign(
-                self.actors["maire"],
-                id.parse().unwrap(),
-                input,
-                SignedOutput {
-                    documents: vec![NewDocument {
-                        name: name.into(),
-                        media_type: "application/octet-stream".into(),
-                        bytes: signed.to_vec(),
-                    }],
-                    signatures: vec![],
-                },
+    /// The mayor signs through the two-phase API: the batch gives the digests, the test key
+    /// signs them, the values are posted back.
+    async fn sign(&self, id: &str) {
+        let (status, batch) = self
+            .json(
+                Method::POST,
+                "/api/v1/signature-batches",
+                &self.maire,
+                json!({"dossier_ids": [id], "certificate_chain": chain_of(self.pki, "elu-rsa2048")}),
             )
-            .await
-            .unwrap();
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{batch}");
+        assert_eq!(batch["refused"], json!([]), "{batch}");
+        let items = sign_items(&batch, &software_key(self.pki, "elu-rsa2048"));
+        let (status, results) = self
+            .json(
+                Method::POST,
+                &format!(
+                    "/api/v1/signature-batches/{}/signatures",
+                    batch["batch_id"].as_str().unwrap()
+                ),
+                &self.maire,
+                json!({"items": items}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{results}");
+        assert_eq!(results["results"][0]["status"], "signed", "{results}");
     }
 
     /// Runs the outbox until no job is due.
@@ -348,14 +390,17 @@ impl World {
         }
     }
 
-    async fn webhook_events(&self, id: &str) -> Vec<String> {
-        self.engine
-            .dossier_jobs(self.actors["logiciel"].tenant, id.parse().unwrap())
-            .await
-            .unwrap()
+    /// The events the receiver got about dossier `id`, in order, each signature checked.
+    fn webhook_events(&self, id: &str) -> Vec<String> {
+        self.receiver
+            .at("/seing")
             .iter()
-            .filter(|j| j.kind == JobKind::Webhook)
-            .filter_map(|j| j.payload["body"]["event"].as_str().map(str::to_owned))
+            .filter(|r| r.json()["dossier"]["id"] == id)
+            .map(|r| {
+                r.verify(SECRET).unwrap();
+                assert_eq!(r.json()["event"], r.event.as_str());
+                r.event.clone()
+            })
             .collect()
     }
 }
@@ -428,6 +473,7 @@ async fn connector_settings_are_checked_and_kept_per_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actes_deliberation_reaches_acknowledged_then_archived_through_s2low() {
+    let Some(specs) = specs() else { return };
     let w = world().await;
     // Over HTTPS with the authority's client certificate, as the platform requires.
     let double = S2lowDouble::start(Options {
@@ -444,23 +490,18 @@ async fn actes_deliberation_reaches_acknowledged_then_archived_through_s2low() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
+    let pdf = std::fs::read(specs.join("actes/examples/Delib.pdf")).unwrap();
     let id = w
         .create(
             "actes-deliberation",
             "Délibération tarifs de l'eau",
             json!({"nature": "DE", "classification": "8.8", "date_decision": "2026-11-20",
-                   "objet": "Tarifs de l'eau 2027"}),
-            ("deliberation.pdf", b"%PDF-1.7 deliberation\n%%EOF\n"),
+                   "objet": "Tarifs de l'eau 2027", "numero_acte": "DEL_2026_042"}),
+            ("deliberation.pdf", &pdf),
         )
         .await;
     w.visa(&id, "dgs").await;
-    w.sign(
-        &id,
-        "deliberation.pdf",
-        b"%PDF-1.7 deliberation signee\n%%EOF\n",
-        &[("numero_acte", "DEL_2026_042")],
-    )
-    .await;
+    w.sign(&id).await;
     assert_eq!(w.state(&id).await, "finished");
     w.deliver().await;
     assert_eq!(w.state(&id).await, "transmitted");
@@ -478,18 +519,29 @@ async fn actes_deliberation_reaches_acknowledged_then_archived_through_s2low() {
     assert_eq!(w.state(&id).await, "acknowledged");
     w.deliver().await;
     assert_eq!(w.state(&id).await, "archived");
-    let events = w.webhook_events(&id).await;
-    for event in [
-        "dossier.transmitted",
-        "dossier.acknowledged",
-        "dossier.archived",
-    ] {
-        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
-    }
+    // The act sent is the PAdES-signed PDF.
+    let sent = &double.actes()[0].files[0].2;
+    assert!(sent.starts_with(&pdf) && sent.len() > pdf.len());
+    assert_eq!(w.webhook_events(&id), EVERY_TRANSITION);
 }
+
+/// The webhooks of a dossier created by software, visaed, signed, transmitted, acknowledged and
+/// archived, in the order of its life.
+const EVERY_TRANSITION: [&str; 9] = [
+    "dossier.created",
+    "dossier.submitted",
+    "step.completed",
+    "step.completed",
+    "dossier.signed",
+    "dossier.finished",
+    "dossier.transmitted",
+    "dossier.acknowledged",
+    "dossier.archived",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pes_bordereaux_reaches_acknowledged_then_archived_through_a_drop_folder() {
+    let Some(specs) = specs() else { return };
     let w = world().await;
     let helios = w.root.join("helios");
     let settings = json!({
@@ -501,23 +553,16 @@ async fn pes_bordereaux_reaches_acknowledged_then_archived_through_a_drop_folder
         .json(Method::PUT, "/api/v1/connectors", &w.admin, settings)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let pes = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><PES_Aller/>";
     let id = w
         .create(
             "pes-bordereaux",
             "Mandats novembre",
             json!({}),
-            ("PES_2026_11.xml", pes),
+            ("PES_2026_11.xml", &pes(&specs, 2, 1)),
         )
         .await;
     w.visa(&id, "fin").await;
-    w.sign(
-        &id,
-        "PES_2026_11.xml",
-        b"<PES_Aller><!-- signe --></PES_Aller>",
-        &[],
-    )
-    .await;
+    w.sign(&id).await;
     w.deliver().await;
     assert_eq!(w.state(&id).await, "transmitted");
     let deposited = format!("{id}-PES_2026_11.xml");
@@ -538,18 +583,102 @@ async fn pes_bordereaux_reaches_acknowledged_then_archived_through_a_drop_folder
     assert_eq!(w.state(&id).await, "acknowledged");
     w.deliver().await;
     assert_eq!(w.state(&id).await, "archived");
-    let events = w.webhook_events(&id).await;
-    for event in [
-        "dossier.transmitted",
-        "dossier.acknowledged",
-        "dossier.archived",
-    ] {
-        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
-    }
+    assert_eq!(w.webhook_events(&id), EVERY_TRANSITION);
     let manifest = w
         .root
         .join("sae/sortie")
         .join(format!("seing-{id}-3"))
         .join("manifest.xml");
     assert!(manifest.is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_act_refused_by_the_prefecture_comes_back_to_its_emitter() {
+    let Some(specs) = specs() else { return };
+    let w = world().await;
+    let double = S2lowDouble::start(Options::default());
+    let settings = json!({
+        "actes": {"transport": {"kind": "s2low", "url": double.url()}, "arrondissement": "1",
+                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+    });
+    let (status, body) = w
+        .json(Method::PUT, "/api/v1/connectors", &w.admin, settings)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reason = "Acte irrecevable : la délibération n'est pas signée par l'ordonnateur";
+    double.next_outcome(Outcome::Refused(reason.into()));
+    let pdf = std::fs::read(specs.join("actes/examples/Delib.pdf")).unwrap();
+    let id = w
+        .create(
+            "actes-deliberation",
+            "Délibération subventions",
+            json!({"nature": "DE", "classification": "7.5", "date_decision": "2026-11-20",
+                   "objet": "Subventions aux associations", "numero_acte": "DEL_2026_050"}),
+            ("deliberation.pdf", &pdf),
+        )
+        .await;
+    w.visa(&id, "dgs").await;
+    w.sign(&id).await;
+    w.deliver().await;
+    let mut polls = 1;
+    while w.connectors.poll().await.unwrap().refused == 0 {
+        polls += 1;
+        assert!(polls <= 3, "still not refused");
+    }
+    let (status, dossier) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/dossiers/{id}"),
+            &w.software,
+            Request::new(Body::empty()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(dossier["state"], "rejected");
+    assert_eq!(dossier["rejection"]["origin"], "prefecture");
+    assert_eq!(dossier["rejection"]["reason"], reason);
+    let (status, list) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/dossiers?desk={}", w.desks["secretariat"]),
+            &w.software,
+            Request::new(Body::empty()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} in {list}"));
+    assert_eq!(
+        (&item["state"], &item["reason"]),
+        (&json!("rejected"), &json!("rejected"))
+    );
+    let (status, journal) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/dossiers/{id}/journal"),
+            &w.software,
+            Request::new(Body::empty()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let last = journal.as_array().and_then(|j| j.last()).unwrap();
+    assert_eq!(last["action"], "refused", "{journal}");
+    assert!(last["detail"].as_str().unwrap().contains(reason), "{last}");
+    w.deliver().await;
+    let events = w.webhook_events(&id);
+    assert_eq!(
+        events[events.len() - 3..],
+        ["dossier.transmitted", "dossier.refused", "dossier.rejected"],
+        "{events:?}"
+    );
+    let rejected = w.receiver.at("/seing").last().unwrap().json();
+    assert_eq!(rejected["event"], "dossier.rejected");
+    assert_eq!(
+        (&rejected["origin"], &rejected["reason"]),
+        (&json!("prefecture"), &json!(reason))
+    );
 }

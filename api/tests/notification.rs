@@ -2,7 +2,8 @@
 //! SMTP server (Python `aiosmtpd`, started by the test) and the test TSA: the mail carries a
 //! unique link; its first opening returns the signed document and records an RFC 3161
 //! timestamped receipt in the journal (`acknowledged`); later openings change nothing; unknown
-//! links are not found; a link past its deadline is refused and reported as expired.
+//! links are not found; a link past its deadline is refused and reported as expired: the dossier
+//! goes back to its emitter, and once resubmitted a new mail carries a new link.
 
 #[path = "../../connectors/tests/common/smtp.rs"]
 mod smtp;
@@ -28,7 +29,7 @@ use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant
 use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Receipt, Transmitter, WebhookSender};
 use seing_engine::storage::Database;
-use seing_engine::workflow::DossierState;
+use seing_engine::workflow::{DossierState, RejectionOrigin};
 use serde_json::json;
 use smtp::Smtp;
 use tower::ServiceExt;
@@ -299,7 +300,8 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     deliver().await;
     assert_eq!(state(ids[0]).await, DossierState::Archived);
 
-    // The second link passes its deadline unopened: refused, and reported as expired.
+    // The second link passes its deadline unopened: refused, and reported as expired; the
+    // dossier goes back to its emitter saying so.
     let pool = engine.database().pool();
     let detail: String =
         sqlx::query_scalar("SELECT detail FROM connector_transmissions WHERE dossier_id = $1")
@@ -318,6 +320,61 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     let second_link = links.iter().find(|l| **l != link(first)).unwrap().clone();
     assert_eq!(get(second_link.clone()).await.0, StatusCode::FORBIDDEN);
     assert_eq!(connectors.poll().await.unwrap().expired, 1);
-    assert_eq!(get(second_link).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(second_link.clone()).await.0, StatusCode::FORBIDDEN);
+    let back = engine.dossier(actors["marches"], ids[1]).await.unwrap();
+    assert_eq!(back.state, DossierState::Rejected);
+    let rejection = back.rejection.unwrap();
+    assert_eq!(rejection.reason, "lien expiré sans ouverture");
+    assert_eq!(rejection.origin, RejectionOrigin::Recipient);
+    let journal = engine.connector_journal(tenant.id, ids[1]).await.unwrap();
+    let expired = journal.last().unwrap();
+    assert_eq!(expired.action, "expired");
+    assert!(
+        expired.detail.contains("offres@entreprise-dupont.fr"),
+        "{}",
+        expired.detail
+    );
+    assert_eq!(connectors.poll().await.unwrap().expired, 0);
+
+    // The emitter resubmits it: once signed again, a new mail goes out with a new link.
+    engine
+        .recycle(actors["marches"], ids[1], None)
+        .await
+        .unwrap();
+    engine
+        .submit(actors["marches"], ids[1], None)
+        .await
+        .unwrap();
+    engine
+        .visa(actors["marches"], ids[1], ActionInput::default())
+        .await
+        .unwrap();
+    engine
+        .sign(
+            actors["maire"],
+            ids[1],
+            ActionInput::default(),
+            SignedOutput {
+                documents: vec![NewDocument {
+                    name: "notification-attribution.pdf".into(),
+                    media_type: "application/pdf".into(),
+                    bytes: signed.to_vec(),
+                }],
+                signatures: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    deliver().await;
     assert_eq!(state(ids[1]).await, DossierState::Transmitted);
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let third_link = messages
+        .iter()
+        .map(|m| link(m))
+        .find(|l| !links.contains(l))
+        .expect("a mail with a new link");
+    assert_eq!(get(second_link).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(third_link).await.0, StatusCode::OK);
+    assert_eq!(state(ids[1]).await, DossierState::Acknowledged);
 }

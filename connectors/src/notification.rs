@@ -110,6 +110,8 @@ pub(crate) struct Outgoing<'a> {
     pub recipient: &'a str,
     /// The document the link serves: (name, SHA-256 address in the document store).
     pub document: (&'a str, &'a str),
+    /// The outbox job's key: a mail recorded under another key belongs to an earlier round.
+    pub job_key: &'a str,
 }
 
 /// Sends the mail of `outgoing` (see the module doc for the records around it); returns the
@@ -121,18 +123,23 @@ pub(crate) async fn send(
 ) -> Result<String> {
     let pool = engine.database().pool();
     let step = i64::try_from(outgoing.step).unwrap_or(i64::MAX);
-    let state: Option<String> = sqlx::query(
-        "SELECT state FROM connector_transmissions WHERE dossier_id = $1 AND step = $2",
+    let row = sqlx::query(
+        "SELECT state, job_key FROM connector_transmissions WHERE dossier_id = $1 AND step = $2",
     )
     .bind(outgoing.dossier.to_string())
     .bind(step)
     .fetch_optional(pool)
     .await
-    .map_err(storage)?
-    .map(|r| r.try_get(0))
-    .transpose()
     .map_err(storage)?;
-    if state.as_deref().is_some_and(|s| s != "mailing") {
+    let earlier: Option<(String, Option<String>)> = row
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+        .transpose()
+        .map_err(storage)?;
+    // Sent already by this job (delivered again), unless it stopped while mailing; a mail of
+    // an earlier round (before the dossier was resubmitted) is sent again with a new link.
+    if earlier
+        .is_some_and(|(state, key)| state != "mailing" && key.is_none_or(|k| k == outgoing.job_key))
+    {
         return Ok(outgoing.recipient.to_owned());
     }
     let recipient: lettre::message::Mailbox = outgoing
@@ -154,9 +161,9 @@ pub(crate) async fn send(
     });
     let at = now.format(&Rfc3339).unwrap_or_default();
     sqlx::query(
-        "INSERT INTO connector_transmissions (dossier_id, step, tenant_id, kind, transport, reference, match_key, state, detail, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'notification', 'mail', $4, $5, 'mailing', $6, $7, $7) \
-         ON CONFLICT (dossier_id, step) DO UPDATE SET reference = $4, detail = $6, updated_at = $7",
+        "INSERT INTO connector_transmissions (dossier_id, step, tenant_id, kind, transport, reference, match_key, state, detail, created_at, updated_at, job_key) \
+         VALUES ($1, $2, $3, 'notification', 'mail', $4, $5, 'mailing', $6, $7, $7, $8) \
+         ON CONFLICT (dossier_id, step) DO UPDATE SET reference = $4, match_key = $5, detail = $6, state = 'mailing', updated_at = $7, job_key = $8",
     )
     .bind(outgoing.dossier.to_string())
     .bind(step)
@@ -165,6 +172,7 @@ pub(crate) async fn send(
     .bind(outgoing.recipient.to_owned())
     .bind(detail.to_string())
     .bind(at.clone())
+    .bind(outgoing.job_key.to_owned())
     .execute(pool)
     .await
     .map_err(storage)?;
@@ -365,11 +373,13 @@ pub async fn open(engine: &seing_engine::Engine, token: &str) -> Result<Delivere
     })
 }
 
-/// Marks the notifications whose link expired unopened; returns how many.
+/// Closes the notifications whose link expired unopened and reports each to the engine: the
+/// dossier goes back to its emitter (« lien expiré sans ouverture »). The report comes first,
+/// so that a crash in between reports again at the next pass (a repeat is a conflict, ignored).
 pub(crate) async fn expire(engine: &seing_engine::Engine) -> Result<usize> {
     let pool = engine.database().pool();
     let rows = sqlx::query(
-        "SELECT dossier_id, step, detail FROM connector_transmissions WHERE kind = 'notification' AND state = 'sent'",
+        "SELECT dossier_id, step, detail, tenant_id FROM connector_transmissions WHERE kind = 'notification' AND state = 'sent'",
     )
     .fetch_all(pool)
     .await
@@ -381,18 +391,38 @@ pub(crate) async fn expire(engine: &seing_engine::Engine) -> Result<usize> {
         let detail: Value = serde_json::from_str(&detail).map_err(storage)?;
         let expires = OffsetDateTime::parse(detail["expires_at"].as_str().unwrap_or(""), &Rfc3339)
             .map_err(storage)?;
-        if now > expires {
-            sqlx::query(
-                "UPDATE connector_transmissions SET state = 'expired', updated_at = $1 WHERE dossier_id = $2 AND step = $3",
-            )
-            .bind(now.format(&Rfc3339).unwrap_or_default())
-            .bind(row.try_get::<String, _>(0).map_err(storage)?)
-            .bind(row.try_get::<i64, _>(1).map_err(storage)?)
-            .execute(pool)
-            .await
-            .map_err(storage)?;
-            expired += 1;
+        if now <= expires {
+            continue;
         }
+        let dossier: String = row.try_get(0).map_err(storage)?;
+        let tenant: String = row.try_get(3).map_err(storage)?;
+        let reference = format!(
+            "mail:{}, lien valable jusqu'au {}",
+            detail["recipient"].as_str().unwrap_or(""),
+            detail["expires_at"].as_str().unwrap_or("")
+        );
+        match engine
+            .connector_report(
+                tenant.parse().map_err(|_| storage("tenant_id"))?,
+                dossier.parse().map_err(|_| storage("dossier_id"))?,
+                ConnectorEvent::Expired,
+                &reference,
+            )
+            .await
+        {
+            Ok(_) | Err(EngineError::Conflict { .. }) => {}
+            Err(e) => return Err(storage(e)),
+        }
+        sqlx::query(
+            "UPDATE connector_transmissions SET state = 'expired', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'sent'",
+        )
+        .bind(now.format(&Rfc3339).unwrap_or_default())
+        .bind(dossier)
+        .bind(row.try_get::<i64, _>(1).map_err(storage)?)
+        .execute(pool)
+        .await
+        .map_err(storage)?;
+        expired += 1;
     }
     Ok(expired)
 }

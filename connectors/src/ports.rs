@@ -21,7 +21,7 @@ use seing_engine::ids::{DossierId, TenantId};
 use seing_engine::model::DocumentRole;
 use seing_engine::outbox::{DeliveryError, Job};
 use seing_engine::ports::{Archiver, Notifier, Receipt, Transmitter};
-use seing_engine::workflow::ConnectorEvent;
+use seing_engine::workflow::{ConnectorEvent, Refuser};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
@@ -97,6 +97,26 @@ struct Pending {
     transport: String,
     reference: String,
     match_key: String,
+}
+
+/// What was sent already for a connector step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Recorded {
+    /// Nothing.
+    Nothing,
+    /// This job sent it (it is delivered again): its receipt.
+    ThisJob(String),
+    /// The job of an earlier round (before the dossier was rejected and resubmitted).
+    EarlierRound,
+}
+
+impl Recorded {
+    /// The suffix that tells a later round's deposits from the earlier ones: the dossier's
+    /// version, the last part of the job's key.
+    fn round(&self, job: &Job) -> Option<String> {
+        (*self == Self::EarlierRound)
+            .then(|| format!("v{}", job.idempotency_key.rsplit(':').next().unwrap_or("")))
+    }
 }
 
 /// What one polling pass did.
@@ -202,30 +222,41 @@ impl Connectors {
         Ok(paths)
     }
 
-    async fn recorded(&self, dossier: DossierId, step: usize) -> Result<Option<String>> {
+    /// What was sent already for the step of `job`.
+    async fn recorded(&self, job: &Job, payload: &Payload) -> Result<Recorded> {
         let row = sqlx::query(
-            "SELECT transport, reference FROM connector_transmissions WHERE dossier_id = $1 AND step = $2",
+            "SELECT transport, reference, job_key FROM connector_transmissions WHERE dossier_id = $1 AND step = $2",
         )
-        .bind(dossier.to_string())
-        .bind(i64::try_from(step).unwrap_or(i64::MAX))
+        .bind(payload.dossier.to_string())
+        .bind(i64::try_from(payload.step).unwrap_or(i64::MAX))
         .fetch_optional(self.engine.database().pool())
         .await
         .map_err(storage)?;
-        row.map(|r| {
-            Ok(format!(
-                "{}:{}",
-                r.try_get::<String, _>(0).map_err(storage)?,
-                r.try_get::<String, _>(1).map_err(storage)?
-            ))
-        })
-        .transpose()
+        let Some(row) = row else {
+            return Ok(Recorded::Nothing);
+        };
+        let get = |i: usize| row.try_get::<Option<String>, _>(i).map_err(storage);
+        let key = get(2)?;
+        // Rows written before job keys were kept belong to the job that finds them.
+        if key.is_some_and(|k| k != job.idempotency_key) {
+            return Ok(Recorded::EarlierRound);
+        }
+        Ok(Recorded::ThisJob(format!(
+            "{}:{}",
+            get(0)?.unwrap_or_default(),
+            get(1)?.unwrap_or_default()
+        )))
     }
 
+    /// Records a send (over an earlier round's row, if any).
     async fn record(&self, job: &Job, payload: &Payload, sent: Sent) -> Result<Receipt> {
         let now = now_text();
         sqlx::query(
-            "INSERT INTO connector_transmissions (dossier_id, step, tenant_id, kind, transport, reference, match_key, state, detail, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent', $8, $9, $9) ON CONFLICT (dossier_id, step) DO NOTHING",
+            "INSERT INTO connector_transmissions (dossier_id, step, tenant_id, kind, transport, reference, match_key, state, detail, created_at, updated_at, job_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'sent', $8, $9, $9, $10) \
+             ON CONFLICT (dossier_id, step) DO UPDATE SET transport = excluded.transport, reference = excluded.reference, \
+                match_key = excluded.match_key, state = 'sent', detail = excluded.detail, created_at = excluded.created_at, \
+                updated_at = excluded.updated_at, job_key = excluded.job_key",
         )
         .bind(payload.dossier.to_string())
         .bind(i64::try_from(payload.step).unwrap_or(i64::MAX))
@@ -236,6 +267,7 @@ impl Connectors {
         .bind(sent.match_key)
         .bind(sent.detail.to_string())
         .bind(now)
+        .bind(job.idempotency_key.clone())
         .execute(self.engine.database().pool())
         .await
         .map_err(storage)?;
@@ -244,7 +276,12 @@ impl Connectors {
         })
     }
 
-    async fn send_helios(&self, settings: &HeliosSettings, payload: &Payload) -> Result<Sent> {
+    async fn send_helios(
+        &self,
+        settings: &HeliosSettings,
+        payload: &Payload,
+        round: Option<String>,
+    ) -> Result<Sent> {
         let document = signed_or_main(&payload.documents)
             .ok_or_else(|| Error::Format("le dossier n'a pas de fichier PES".into()))?;
         let bytes = self.bytes(document).await?;
@@ -275,7 +312,10 @@ impl Connectors {
             }
             Transport::DropFolder(folder) => {
                 let folder = folder.clone();
-                let deposited = format!("{}-{name}", payload.dossier);
+                let deposited = match round {
+                    Some(round) => format!("{}-{round}-{name}", payload.dossier),
+                    None => format!("{}-{name}", payload.dossier),
+                };
                 let file = deposited.clone();
                 blocking(move || folder.deposit(&file, &bytes)).await?;
                 Ok(Sent {
@@ -403,12 +443,20 @@ impl Connectors {
         }
     }
 
-    async fn deposit_archive(&self, job: &Job, payload: &Payload) -> Result<Sent> {
+    async fn deposit_archive(
+        &self,
+        job: &Job,
+        payload: &Payload,
+        round: Option<String>,
+    ) -> Result<Sent> {
         let settings = self.settings(job.tenant).await?;
         let archive = settings
             .archive
             .ok_or_else(|| Error::Refused("aucun service d'archives n'est configuré".into()))?;
-        let message_id = format!("seing-{}-{}", payload.dossier, payload.step);
+        let mut message_id = format!("seing-{}-{}", payload.dossier, payload.step);
+        if let Some(round) = round {
+            message_id = format!("{message_id}-{round}");
+        }
         let sent = |transport: &'static str, detail: Value| Sent {
             kind: "archive",
             transport,
@@ -554,17 +602,32 @@ impl Connectors {
         Ok(())
     }
 
-    /// Keeps a received return as proof (in the document store) and reports the
-    /// acknowledgement; the transmission report comes first in case the worker has not made it
-    /// yet (either report made twice is refused by the engine as a conflict, and ignored).
-    async fn acknowledge(&self, pending: &Pending, proof: &[u8], reference: &str) -> Result<()> {
+    /// Keeps a received return as proof (in the document store), reports `outcome` to the
+    /// engine and closes the send as `state`. A transmission's report comes first in case the
+    /// worker has not made it yet (either report made twice is refused by the engine as a
+    /// conflict, and ignored); the send is closed last, so that a crash in between reads the
+    /// return again at the next pass.
+    async fn conclude(
+        &self,
+        pending: &Pending,
+        proof: &[u8],
+        reference: &str,
+        outcome: ConnectorEvent,
+        state: &str,
+        mut detail: Value,
+    ) -> Result<()> {
         let proof = self
             .engine
             .documents_store()
             .put(proof.to_vec())
             .await
             .map_err(|e| Error::io("retour", e))?;
-        for event in [ConnectorEvent::Transmitted, ConnectorEvent::Acknowledged] {
+        let mut events = Vec::new();
+        if pending.kind != "archive" {
+            events.push(ConnectorEvent::Transmitted);
+        }
+        events.push(outcome);
+        for event in events {
             match self
                 .engine
                 .connector_report(pending.tenant, pending.dossier, event, reference)
@@ -574,12 +637,36 @@ impl Connectors {
                 Err(e) => return Err(engine_error(e)),
             }
         }
-        self.close(
-            pending,
-            "acknowledged",
-            json!({"reference": reference, "proof_sha256": proof}),
-        )
-        .await
+        detail["reference"] = json!(reference);
+        detail["proof_sha256"] = json!(proof);
+        self.close(pending, state, detail).await
+    }
+
+    /// An acknowledgement: the dossier moves on.
+    async fn acknowledge(&self, pending: &Pending, proof: &[u8], reference: &str) -> Result<()> {
+        let ack = ConnectorEvent::Acknowledged;
+        self.conclude(pending, proof, reference, ack, "acknowledged", json!({}))
+            .await
+    }
+
+    /// A refusal: the dossier goes back to its emitter with `reason`.
+    async fn refuse(
+        &self,
+        pending: &Pending,
+        proof: &[u8],
+        by: Refuser,
+        reason: String,
+        detail: Value,
+    ) -> Result<()> {
+        let state = if by == Refuser::Archive {
+            "rejected"
+        } else {
+            "refused"
+        };
+        let reference = pending.reference.clone();
+        let event = ConnectorEvent::Refused { by, reason };
+        self.conclude(pending, proof, &reference, event, state, detail)
+            .await
     }
 
     async fn poll_s2low(
@@ -603,12 +690,12 @@ impl Connectors {
                     Ok(Some(true))
                 }
                 TransmissionState::Refused | TransmissionState::Cancelled => {
-                    self.close(
-                        pending,
-                        "refused",
-                        json!({"status": report.status.to_string(), "message": report.message}),
-                    )
-                    .await?;
+                    let reason = actes_refusal(&report);
+                    let detail =
+                        json!({"status": report.status.to_string(), "message": report.message});
+                    let proof = report.return_bytes.unwrap_or_default();
+                    self.refuse(pending, &proof, Refuser::Prefecture, reason, detail)
+                        .await?;
                     Ok(Some(false))
                 }
                 _ => Ok(None),
@@ -633,11 +720,8 @@ impl Connectors {
                         .await?;
                     Ok(Some(true))
                 } else {
-                    let reasons: Vec<String> = acquit
-                        .refused()
-                        .flat_map(|e| e.errors.iter().filter_map(|r| r.label.clone()))
-                        .collect();
-                    self.close(pending, "refused", json!({"reasons": reasons}))
+                    let (reason, detail) = acquit_refusal(&acquit);
+                    self.refuse(pending, &bytes, Refuser::Dgfip, reason, detail)
                         .await?;
                     Ok(Some(false))
                 }
@@ -646,16 +730,26 @@ impl Connectors {
         }
     }
 
-    /// Records the archive system's reply on its transfer; true when it accepts the transfer.
-    async fn record_reply(&self, pending: &Pending, reply: &TransferReply) -> Result<bool> {
-        let accepted = reply.outcome != ReplyOutcome::Rejected;
-        self.close(
-            pending,
-            if accepted { "accepted" } else { "rejected" },
-            json!({"reply": reply.message_identifier, "code": reply.reply_code, "comments": reply.comments}),
-        )
-        .await?;
-        Ok(accepted)
+    /// Records the archive system's reply on its transfer (a rejection sends the dossier back
+    /// to its emitter); true when it accepts the transfer.
+    async fn record_reply(
+        &self,
+        pending: &Pending,
+        reply: &TransferReply,
+        proof: &[u8],
+    ) -> Result<bool> {
+        let detail = json!({"reply": reply.message_identifier, "code": reply.reply_code, "comments": reply.comments});
+        if reply.outcome != ReplyOutcome::Rejected {
+            self.close(pending, "accepted", detail).await?;
+            return Ok(true);
+        }
+        let mut reason = format!("transfert rejeté (code {})", reply.reply_code);
+        if !reply.comments.is_empty() {
+            reason = format!("{reason} : {}", reply.comments.join(" ; "));
+        }
+        self.refuse(pending, proof, Refuser::Archive, reason, detail)
+            .await?;
+        Ok(false)
     }
 
     /// Asks the archive system for the reply to a transfer sent by HTTP; whether it accepts
@@ -676,7 +770,7 @@ impl Connectors {
                 reply.message_request_identifier, pending.match_key
             )));
         }
-        self.record_reply(pending, &reply).await.map(Some)
+        self.record_reply(pending, &reply, &bytes).await.map(Some)
     }
 
     /// Handles one inbox file against the waiting sends; true when it matched one.
@@ -706,12 +800,10 @@ impl Connectors {
                 let Some(p) = matching("actes", &anomaly.acte.numero_interne) else {
                     return Ok(false);
                 };
-                self.close(
-                    p,
-                    "refused",
-                    json!({"nature": anomaly.nature, "detail": anomaly.detail}),
-                )
-                .await?;
+                let detail = json!({"nature": anomaly.nature, "detail": anomaly.detail});
+                let reason = anomaly_reason(anomaly);
+                self.refuse(p, &file.bytes, Refuser::Prefecture, reason, detail)
+                    .await?;
                 run.refused += 1;
             }
             Return::Actes(_) => return Ok(false),
@@ -728,11 +820,8 @@ impl Connectors {
                         .await?;
                     run.acknowledged += 1;
                 } else {
-                    let reasons: Vec<String> = acquit
-                        .refused()
-                        .flat_map(|e| e.errors.iter().filter_map(|r| r.label.clone()))
-                        .collect();
-                    self.close(p, "refused", json!({"reasons": reasons}))
+                    let (reason, detail) = acquit_refusal(acquit);
+                    self.refuse(p, &file.bytes, Refuser::Dgfip, reason, detail)
                         .await?;
                     run.refused += 1;
                 }
@@ -741,7 +830,7 @@ impl Connectors {
                 let Some(p) = matching("archive", &reply.message_request_identifier) else {
                     return Ok(false);
                 };
-                if self.record_reply(p, reply).await? {
+                if self.record_reply(p, reply, &file.bytes).await? {
                     run.accepted += 1;
                 } else {
                     run.refused += 1;
@@ -818,6 +907,45 @@ impl Connectors {
     }
 }
 
+/// The prefecture's reason in an `AnomalieActe`: its nature code and its detail.
+fn anomaly_reason(anomaly: &crate::actes::AnomalieActe) -> String {
+    match &anomaly.detail {
+        Some(detail) => format!("anomalie {} : {detail}", anomaly.nature),
+        None => format!("anomalie {}", anomaly.nature),
+    }
+}
+
+/// The reason of a refused or cancelled Actes transaction, as S²LOW gives it.
+fn actes_refusal(report: &crate::s2low::ActesStatusReport) -> String {
+    match (&report.r#return, &report.message) {
+        (Some(ActesReturn::Anomaly(anomaly)), _) => anomaly_reason(anomaly),
+        (_, Some(message)) if !message.is_empty() => message.clone(),
+        _ if report.status.state() == TransmissionState::Cancelled => {
+            "transmission annulée sur S²LOW".to_owned()
+        }
+        _ => format!("transmission refusée par S²LOW (statut {})", report.status),
+    }
+}
+
+/// The DGFiP's reasons for refusing a PES (each error's label, else its code), and the detail
+/// kept with the send.
+fn acquit_refusal(acquit: &crate::helios::Acquit) -> (String, Value) {
+    let reasons: Vec<String> = acquit
+        .refused()
+        .flat_map(|e| {
+            e.errors
+                .iter()
+                .filter_map(|r| r.label.clone().or_else(|| r.code.clone()))
+        })
+        .collect();
+    let reason = if reasons.is_empty() {
+        "PES refusé par la DGFiP (acquit sans motif)".to_owned()
+    } else {
+        reasons.join(" ; ")
+    };
+    (reason, json!({"reasons": reasons}))
+}
+
 /// The archive already in `outbox` for the act numbered `number`, if any.
 fn archive_of(outbox: &Path, number: &str) -> Result<Option<String>> {
     let entries = std::fs::read_dir(outbox).map_err(|e| Error::io(outbox, e))?;
@@ -841,11 +969,8 @@ impl Transmitter for Connectors {
         channel: Channel,
     ) -> std::result::Result<Receipt, DeliveryError> {
         let payload = Payload::of(job)?;
-        if let Some(reference) = self
-            .recorded(payload.dossier, payload.step)
-            .await
-            .map_err(delivery)?
-        {
+        let recorded = self.recorded(job, &payload).await.map_err(delivery)?;
+        if let Recorded::ThisJob(reference) = recorded {
             return Ok(Receipt { reference });
         }
         let settings = self.settings(job.tenant).await.map_err(delivery)?;
@@ -854,7 +979,8 @@ impl Transmitter for Connectors {
                 let helios = settings.helios.ok_or_else(|| {
                     DeliveryError::permanent("aucun connecteur Hélios n'est configuré")
                 })?;
-                self.send_helios(&helios, &payload).await
+                self.send_helios(&helios, &payload, recorded.round(job))
+                    .await
             }
             Channel::Actes => {
                 let actes = settings.actes.ok_or_else(|| {
@@ -871,15 +997,12 @@ impl Transmitter for Connectors {
 impl Archiver for Connectors {
     async fn archive(&self, job: &Job) -> std::result::Result<Receipt, DeliveryError> {
         let payload = Payload::of(job)?;
-        if let Some(reference) = self
-            .recorded(payload.dossier, payload.step)
-            .await
-            .map_err(delivery)?
-        {
+        let recorded = self.recorded(job, &payload).await.map_err(delivery)?;
+        if let Recorded::ThisJob(reference) = recorded {
             return Ok(Receipt { reference });
         }
         let sent = self
-            .deposit_archive(job, &payload)
+            .deposit_archive(job, &payload, recorded.round(job))
             .await
             .map_err(delivery)?;
         self.record(job, &payload, sent).await.map_err(delivery)
@@ -911,6 +1034,7 @@ impl Notifier for Connectors {
             title: &payload.title,
             recipient: &recipient,
             document: (&document.name, &document.sha256),
+            job_key: &job.idempotency_key,
         };
         let recipient = crate::notification::send(&self.engine, &settings, &outgoing)
             .await

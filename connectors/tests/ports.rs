@@ -4,6 +4,9 @@
 //! against the SEDA 2.1 XSD) or posts them to an archive system by HTTP, and reads their
 //! replies; a send cut off after S²LOW or the archive system took it is retried without a
 //! duplicate.
+//! Refusals (S²LOW error or cancellation, `AnomalieActe`, a refusing `PES_Acquit`, a rejecting
+//! `ArchiveTransferReply`) send the dossier back to its emitter with the reasons, and a
+//! resubmitted dossier is sent again.
 
 mod common;
 
@@ -32,8 +35,8 @@ use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant
 use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
 use seing_engine::storage::Database;
-use seing_engine::workflow::DossierState;
-use seing_s2low_double::{Fault, Options, S2lowDouble, Tls};
+use seing_engine::workflow::{DossierState, RejectionOrigin};
+use seing_s2low_double::{Fault, Options, Outcome, S2lowDouble, Tls};
 use serde_json::json;
 
 /// The outbox's other ports, out of this test's scope: webhooks are dropped, notifications fail.
@@ -289,6 +292,27 @@ impl World {
             .unwrap();
         d.id
     }
+
+    /// Checks that `id` is back at its emitter, refused by `origin` for `reason`, with the
+    /// journal entry `refused` naming the reason.
+    async fn assert_refused(&self, id: DossierId, origin: RejectionOrigin, reason: &str) {
+        let d = self.engine.dossier(self.maire, id).await.unwrap();
+        assert_eq!(d.state, DossierState::Rejected);
+        let rejection = d.rejection.unwrap();
+        assert_eq!(
+            (rejection.origin, rejection.reason.as_str()),
+            (origin, reason)
+        );
+        let journal = self
+            .engine
+            .connector_journal(self.emitter.tenant, id)
+            .await
+            .unwrap();
+        let last = journal.last().unwrap();
+        assert_eq!(last.action, "refused");
+        let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+        assert_eq!(detail["reason"], reason);
+    }
 }
 
 /// The double over HTTPS, requiring the authority's client certificate.
@@ -543,6 +567,195 @@ async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
     w.deliver().await;
     assert_eq!(w.state(pes).await, DossierState::Transmitted);
     assert_eq!(double.helios().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2low_refusals_send_the_dossier_back_and_a_corrected_act_is_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir).await;
+    let double = S2lowDouble::start(Options::default());
+    w.settings(json!({
+        "actes": {"transport": s2low(&double), "arrondissement": "1",
+                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "helios": {"transport": s2low(&double)},
+    }))
+    .await;
+
+    // The act ends in error (status -1) with the prefecture's message.
+    let reason = "Acte refusé : classification 7.1 inconnue à la date de la décision";
+    double.next_outcome(Outcome::Refused(reason.into()));
+    let id = w.deliberation("DEL_2026_020").await;
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Transmitted);
+    for _ in 0..2 {
+        assert_eq!(w.connectors.poll().await.unwrap().waiting, 1);
+    }
+    assert_eq!(w.connectors.poll().await.unwrap().refused, 1);
+    w.assert_refused(id, RejectionOrigin::Prefecture, reason)
+        .await;
+    // Read once: the next pass finds nothing left to follow.
+    assert_eq!(w.connectors.poll().await.unwrap(), Default::default());
+
+    // The emitter recycles, the act is corrected (a new numéro interne, as S²LOW requires)
+    // and signed again: it is sent again and acknowledged.
+    w.engine.recycle(w.emitter, id, None).await.unwrap();
+    w.engine.submit(w.emitter, id, None).await.unwrap();
+    w.engine
+        .visa(w.dgs, id, ActionInput::default())
+        .await
+        .unwrap();
+    let input = ActionInput {
+        metadata: [("numero_acte".to_owned(), text("DEL_2026_020B"))]
+            .into_iter()
+            .collect(),
+        ..ActionInput::default()
+    };
+    let signed = SignedOutput {
+        documents: vec![doc("deliberation.pdf", b"%PDF-1.7 corrected\n%%EOF\n")],
+        signatures: vec![],
+    };
+    w.engine.sign(w.maire, id, input, signed).await.unwrap();
+    w.deliver().await;
+    assert_eq!(w.state(id).await, DossierState::Transmitted);
+    let posted = double.actes();
+    assert_eq!(posted.len(), 2);
+    assert_eq!(posted[1].field("number"), Some("DEL_2026_020B"));
+    for _ in 0..2 {
+        w.connectors.poll().await.unwrap();
+    }
+    assert_eq!(w.connectors.poll().await.unwrap().acknowledged, 1);
+    assert_eq!(w.state(id).await, DossierState::Acknowledged);
+    assert_eq!(w.engine.dossier(w.maire, id).await.unwrap().rejection, None);
+
+    // The DGFiP refuses a PES: its PES_Acquit's reasons come back with the dossier.
+    let reason = "Montant du bordereau 12 différent de la somme des pièces";
+    double.next_outcome(Outcome::Refused(reason.into()));
+    let pes = w.pes("PES_2026_20.xml", b"<PES_Aller/>").await;
+    w.deliver().await;
+    for _ in 0..2 {
+        assert_eq!(w.connectors.poll().await.unwrap().waiting, 1);
+    }
+    assert_eq!(w.connectors.poll().await.unwrap().refused, 1);
+    w.assert_refused(pes, RejectionOrigin::Dgfip, reason).await;
+    assert_eq!(
+        transmissions(&w.engine).await,
+        [
+            ("actes".into(), "s2low".into(), "acknowledged".into()),
+            ("helios".into(), "s2low".into(), "refused".into()),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_refusals_send_the_dossier_back() {
+    let Some(specs) = common::specs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let w = world(dir).await;
+    w.settings(json!({
+        "actes": {"transport": {"kind": "drop_folder",
+            "outbox": root.join("actes/sortie"), "inbox": root.join("actes/entree")},
+                  "arrondissement": "1", "nature_collectivite": "32",
+                  "email_retour": ["actes@mairie-demo.fr"]},
+        "helios": {"transport": {"kind": "drop_folder",
+            "outbox": root.join("helios/sortie"), "inbox": root.join("helios/entree")}},
+        "archive": archive(&root),
+    }))
+    .await;
+
+    // A real AnomalieActe (numéro interne 123456) for the act sent with that number.
+    let acte = w.deliberation("123456").await;
+    w.deliver().await;
+    assert_eq!(w.state(acte).await, DossierState::Transmitted);
+    std::fs::create_dir_all(root.join("actes/entree")).unwrap();
+    std::fs::copy(
+        specs.join("actes/examples/044-214400152----1-3_1.xml"),
+        root.join("actes/entree/anomalie.xml"),
+    )
+    .unwrap();
+
+    // A PES_Acquit refusing the PES, with two errors.
+    let pes = w.pes("PES_2026_21.xml", b"<PES_Aller/>").await;
+    w.deliver().await;
+    let deposited = format!("{pes}-PES_2026_21.xml");
+    std::fs::create_dir_all(root.join("helios/entree")).unwrap();
+    let acquit = format!(
+        r#"<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
+  <Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{deposited}"/></Parametres></Enveloppe>
+  <ACQUIT><ElementACQUIT><DomaineAck V="2"/><EtatAck V="0"/>
+    <Erreur><NumAnoAck V="12"/><LibelleAnoAck V="Imputation budgétaire inconnue"/></Erreur>
+    <Erreur><NumAnoAck V="31"/><LibelleAnoAck V="Tiers sans adresse"/></Erreur>
+  </ElementACQUIT></ACQUIT>
+</n:PES_ACQUIT>"#
+    );
+    std::fs::write(root.join("helios/entree/acquit.xml"), acquit).unwrap();
+
+    let run = w.connectors.poll().await.unwrap();
+    assert_eq!((run.refused, run.acknowledged), (2, 0), "{run:?}");
+    w.assert_refused(
+        acte,
+        RejectionOrigin::Prefecture,
+        "anomalie 002 : ODT-VERIF-01 : Votre acte a été transmis avec une date de classification qui n'est pas à jour",
+    )
+    .await;
+    w.assert_refused(
+        pes,
+        RejectionOrigin::Dgfip,
+        "Imputation budgétaire inconnue ; Tiers sans adresse",
+    )
+    .await;
+    assert_eq!(
+        common::list(&root.join("actes/entree/traites")),
+        ["anomalie.xml"]
+    );
+    assert_eq!(
+        common::list(&root.join("helios/entree/traites")),
+        ["acquit.xml"]
+    );
+
+    // The archive service rejects a transfer after the deposit reported the dossier archived.
+    let archived = w.pes("PES_2026_22.xml", b"<PES_Aller n=\"22\"/>").await;
+    w.deliver().await;
+    let deposited = format!("{archived}-PES_2026_22.xml");
+    let acquit = format!(
+        r#"<n:PES_ACQUIT xmlns:n="http://www.minefi.gouv.fr/cp/helios/pes_v2/Rev0/retour/v2">
+  <Enveloppe><Parametres><Version V="2"/><TypFic V="PESALR1"/><NomFic V="{deposited}"/></Parametres></Enveloppe>
+  <ACQUIT><ElementACQUIT><DomaineAck V="0"/><EtatAck V="1"/></ElementACQUIT></ACQUIT>
+</n:PES_ACQUIT>"#
+    );
+    std::fs::write(root.join("helios/entree/acquit-22.xml"), acquit).unwrap();
+    assert_eq!(w.connectors.poll().await.unwrap().acknowledged, 1);
+    w.deliver().await;
+    assert_eq!(w.state(archived).await, DossierState::Archived);
+    let message_id = format!("seing-{archived}-3");
+    std::fs::create_dir_all(root.join("sae/entree")).unwrap();
+    std::fs::write(root.join("sae/entree/reply.xml"), reply(&message_id, "KO")).unwrap();
+    assert_eq!(w.connectors.poll().await.unwrap().refused, 1);
+    let d = w.engine.dossier(w.maire, archived).await.unwrap();
+    assert_eq!((d.state, d.current_step), (DossierState::Rejected, 3));
+    let rejection = d.rejection.unwrap();
+    assert_eq!(rejection.origin, RejectionOrigin::Archive);
+    assert_eq!(rejection.reason, "transfert rejeté (code KO)");
+    // Recycled and resubmitted, it is archived again under a new message identifier.
+    w.engine.recycle(w.fin, archived, None).await.unwrap();
+    w.engine.submit(w.fin, archived, None).await.unwrap();
+    w.engine
+        .visa(w.fin, archived, ActionInput::default())
+        .await
+        .unwrap();
+    let signed = SignedOutput {
+        documents: vec![doc(
+            "PES_2026_22.xml",
+            b"<PES_Aller n=\"22\" corrige=\"1\"/>",
+        )],
+        signatures: vec![],
+    };
+    w.engine
+        .sign(w.maire, archived, ActionInput::default(), signed)
+        .await
+        .unwrap();
+    w.deliver().await;
+    assert_eq!(w.state(archived).await, DossierState::Transmitted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,11 +18,13 @@ use crate::journal::{self, JournalEntry, NewEntry};
 use crate::metadata::Metadata;
 use crate::model::{
     ActionInput, Actor, Annotation, Document, DocumentRole, Dossier, DossierSummary, InboxReason,
-    NewDocument, NewDossier, Opinion, Page, SignedOutput, Visibility,
+    NewDocument, NewDossier, Opinion, Page, Rejection, SignedOutput, Visibility,
 };
 use crate::outbox::{self, JobKind};
 use crate::webhooks::{self, WebhookEvent};
-use crate::workflow::{Advance, ConnectorEvent, DossierState, Progress, resolve_steps};
+use crate::workflow::{
+    Advance, ConnectorEvent, DossierState, Progress, RejectionOrigin, resolve_steps,
+};
 
 /// A dossier at a signature or seal step, as a signature batch sees it.
 #[derive(Debug, Clone)]
@@ -59,6 +61,7 @@ struct Stored {
     metadata: Metadata,
     chosen: BTreeMap<String, DeskId>,
     undo: Option<UndoPoint>,
+    rejection: Option<Rejection>,
     deadline: Option<OffsetDateTime>,
     version: i64,
     created_at: OffsetDateTime,
@@ -89,6 +92,7 @@ impl Stored {
             chosen_desks: self.chosen.clone(),
             deadline: self.deadline,
             late: is_late(self.progress.state, self.deadline, now),
+            rejection: self.rejection.clone(),
             version: self.version,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -272,7 +276,7 @@ impl Engine {
         lock: bool,
     ) -> EngineResult<Stored> {
         let sql = format!(
-            "SELECT id, circuit_id, title, emitter_desk, emitter_user, state, current_step, steps, metadata, chosen, undo, deadline, version, created_at, updated_at \
+            "SELECT id, circuit_id, title, emitter_desk, emitter_user, state, current_step, steps, metadata, chosen, undo, deadline, version, created_at, updated_at, rejection \
              FROM dossiers WHERE id = $1 AND tenant_id = $2{}",
             if lock { self.db.for_update() } else { "" }
         );
@@ -286,6 +290,7 @@ impl Engine {
         let current_step: i64 = row.try_get(6)?;
         let undo: Option<String> = row.try_get(10)?;
         let deadline: Option<String> = row.try_get(11)?;
+        let rejection: Option<String> = row.try_get(15)?;
         Ok(Stored {
             id: parse_col(&row, 0)?,
             tenant,
@@ -304,6 +309,10 @@ impl Engine {
             chosen: json_col(&row, 9)?,
             undo: undo
                 .map(|u| serde_json::from_str(&u))
+                .transpose()
+                .map_err(|e| EngineError::Corrupted(e.to_string()))?,
+            rejection: rejection
+                .map(|r| serde_json::from_str(&r))
                 .transpose()
                 .map_err(|e| EngineError::Corrupted(e.to_string()))?,
             deadline: deadline
@@ -328,7 +337,7 @@ impl Engine {
     ) -> EngineResult<JournalEntry> {
         let at = db_time(now);
         let updated = sqlx::query(
-            "UPDATE dossiers SET title = $1, state = $2, current_step = $3, steps = $4, metadata = $5, undo = $6, version = version + 1, updated_at = $7 \
+            "UPDATE dossiers SET title = $1, state = $2, current_step = $3, steps = $4, metadata = $5, undo = $6, version = version + 1, updated_at = $7, rejection = $11 \
              WHERE id = $8 AND tenant_id = $9 AND version = $10",
         )
         .bind(stored.title.clone())
@@ -341,6 +350,7 @@ impl Engine {
         .bind(stored.id.to_string())
         .bind(stored.tenant.to_string())
         .bind(stored.version)
+        .bind(stored.rejection.as_ref().map(to_json).transpose()?)
         .execute(&mut *conn)
         .await?;
         if updated.rows_affected() != 1 {
@@ -523,6 +533,7 @@ impl Engine {
             metadata: new.metadata,
             chosen: new.chosen_desks,
             undo: None,
+            rejection: None,
             deadline: new.deadline,
             version: 0,
             created_at: now,
@@ -922,6 +933,12 @@ impl Engine {
         )?;
         stored.progress.reject()?;
         stored.undo = None;
+        stored.rejection = Some(Rejection {
+            origin: RejectionOrigin::Desk,
+            reason: reason.to_owned(),
+            step: step_index,
+            at: now,
+        });
         self.insert_annotation(
             &mut tx,
             &stored,
@@ -940,7 +957,7 @@ impl Engine {
             jobs: vec![webhook(
                 &stored,
                 WebhookEvent::DossierRejected,
-                json!({"step": {"index": step_index, "action": step.action, "desk": acting.desk}, "reason": reason}),
+                json!({"origin": RejectionOrigin::Desk, "step": {"index": step_index, "action": step.action, "desk": acting.desk}, "reason": reason}),
             )],
         };
         self.save(&mut tx, &mut stored, change, now).await?;
@@ -1090,6 +1107,7 @@ impl Engine {
         let acting = self.acting_as_emitter(&mut tx, &user, &stored, now).await?;
         stored.progress = Progress::draft();
         stored.undo = None;
+        stored.rejection = None;
         let change = Change {
             action: "recycle",
             acting: Some(acting),
@@ -1174,8 +1192,9 @@ impl Engine {
         Ok(())
     }
 
-    /// A connector reports on the current connector step (`transmitted`, `acknowledged`,
-    /// `archived`); the dossier moves on and the next connector job, if any, is enqueued.
+    /// A connector reports on the current connector step: `transmitted`, `acknowledged` and
+    /// `archived` move the dossier on (the next connector job, if any, is enqueued); a refusal
+    /// or an expired notification sends it back to its emitter as rejected, with the reason.
     pub async fn connector_report(
         &self,
         tenant: TenantId,
@@ -1187,17 +1206,50 @@ impl Engine {
         let mut tx = self.db.begin_write().await?;
         let mut stored = self.load_dossier(&mut tx, tenant, id, true).await?;
         let step = stored.progress.current_step;
-        let next = stored.progress.connector_event(event)?;
-        let (event_name, webhook_event) = match event {
+        let next = stored.progress.connector_event(event.clone())?;
+        let (event_name, webhook_event) = match &event {
             ConnectorEvent::Transmitted => ("transmitted", WebhookEvent::DossierTransmitted),
             ConnectorEvent::Acknowledged => ("acknowledged", WebhookEvent::DossierAcknowledged),
             ConnectorEvent::Archived => ("archived", WebhookEvent::DossierArchived),
+            ConnectorEvent::Refused { .. } => ("refused", WebhookEvent::DossierRefused),
+            ConnectorEvent::Expired => ("expired", WebhookEvent::DossierExpired),
         };
-        let mut jobs = vec![webhook(
-            &stored,
-            webhook_event,
-            json!({"step": {"index": step}, "reference": reference}),
-        )];
+        let (detail, mut jobs) = match event.rejection() {
+            None => (
+                json!({"step": step, "reference": reference}),
+                vec![webhook(
+                    &stored,
+                    webhook_event,
+                    json!({"step": {"index": step}, "reference": reference}),
+                )],
+            ),
+            Some((origin, reason)) => {
+                // An archive's rejection takes the dossier back to the archive step.
+                let step = stored.progress.current_step;
+                let action = stored.progress.current().map(|s| s.action);
+                stored.undo = None;
+                stored.rejection = Some(Rejection {
+                    origin,
+                    reason: reason.to_owned(),
+                    step,
+                    at: now,
+                });
+                let extra = json!({
+                    "step": {"index": step, "action": action},
+                    "reference": reference,
+                    "origin": origin,
+                    "reason": reason,
+                });
+                (
+                    json!({"step": step, "reference": reference, "origin": origin, "reason": reason}),
+                    // What happened outside, then what it did to the dossier.
+                    vec![
+                        webhook(&stored, webhook_event, extra.clone()),
+                        webhook(&stored, WebhookEvent::DossierRejected, extra),
+                    ],
+                )
+            }
+        };
         if let Some(k) = next {
             let docs = Self::load_documents(&mut tx, stored.id).await?;
             jobs.extend(connector_job(&stored, k, &docs));
@@ -1206,7 +1258,7 @@ impl Engine {
             action: event_name,
             acting: None,
             user: None,
-            detail: json!({"step": step, "reference": reference}),
+            detail,
             jobs,
         };
         self.save(&mut tx, &mut stored, change, now).await?;

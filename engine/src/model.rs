@@ -10,7 +10,7 @@ use crate::ids::{
     AnnotationId, CircuitId, DelegationId, DeskId, DossierId, OpinionId, TenantId, UserId,
 };
 use crate::metadata::Metadata;
-use crate::workflow::{DossierState, StepInstance};
+use crate::workflow::{DossierState, RejectionOrigin, StepInstance};
 
 /// Who calls the engine: an authenticated user of a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,12 +215,28 @@ pub struct Dossier {
     pub deadline: Option<OffsetDateTime>,
     /// True when the deadline has passed while the dossier still waits for a desk.
     pub late: bool,
+    /// Why it was sent back to its emitter, while it is rejected.
+    pub rejection: Option<Rejection>,
     /// Optimistic-concurrency version, incremented by every change.
     pub version: i64,
     /// Creation time.
     pub created_at: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
+}
+
+/// Why a dossier went back to its emitter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Who rejected or refused it.
+    pub origin: RejectionOrigin,
+    /// The reason (a desk's words, or the outside system's reasons).
+    pub reason: String,
+    /// The step it was rejected at.
+    pub step: usize,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// Why a dossier is in a desk's list.

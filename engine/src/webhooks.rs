@@ -46,11 +46,17 @@ pub enum WebhookEvent {
     /// The dossier was archived.
     #[serde(rename = "dossier.archived")]
     DossierArchived,
+    /// The prefecture, the DGFiP or the archive service refused the dossier (it is rejected).
+    #[serde(rename = "dossier.refused")]
+    DossierRefused,
+    /// The notification link expired unopened (the dossier is rejected).
+    #[serde(rename = "dossier.expired")]
+    DossierExpired,
 }
 
 impl WebhookEvent {
     /// Every event, in the order of a dossier's life.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::DossierCreated,
         Self::DossierSubmitted,
         Self::StepCompleted,
@@ -61,6 +67,8 @@ impl WebhookEvent {
         Self::DossierTransmitted,
         Self::DossierAcknowledged,
         Self::DossierArchived,
+        Self::DossierRefused,
+        Self::DossierExpired,
     ];
 
     /// The event's name on the wire (`dossier.created`, …).
@@ -76,6 +84,8 @@ impl WebhookEvent {
             Self::DossierTransmitted => "dossier.transmitted",
             Self::DossierAcknowledged => "dossier.acknowledged",
             Self::DossierArchived => "dossier.archived",
+            Self::DossierRefused => "dossier.refused",
+            Self::DossierExpired => "dossier.expired",
         }
     }
 

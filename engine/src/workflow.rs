@@ -163,8 +163,46 @@ pub fn resolve_steps(
     Ok(steps)
 }
 
-/// What a connector reports about the current connector step.
+/// Who refused a dossier from outside (see [`ConnectorEvent::Refused`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refuser {
+    /// The prefecture (@ctes anomaly, refused or cancelled Actes transaction).
+    Prefecture,
+    /// The DGFiP (a `PES_Acquit` refusing the file).
+    Dgfip,
+    /// The archive service (an `ArchiveTransferReply` rejecting the transfer).
+    Archive,
+}
+
+/// Who sent a dossier back to its emitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionOrigin {
+    /// A desk of the circuit rejected it.
+    Desk,
+    /// The prefecture refused the act.
+    Prefecture,
+    /// The DGFiP refused the PES file.
+    Dgfip,
+    /// The archive service rejected the transfer.
+    Archive,
+    /// The notification's recipient never opened its link before it expired.
+    Recipient,
+}
+
+impl From<Refuser> for RejectionOrigin {
+    fn from(refuser: Refuser) -> Self {
+        match refuser {
+            Refuser::Prefecture => Self::Prefecture,
+            Refuser::Dgfip => Self::Dgfip,
+            Refuser::Archive => Self::Archive,
+        }
+    }
+}
+
+/// What a connector reports about the current connector step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorEvent {
     /// Sent (transmission or notification).
@@ -173,6 +211,26 @@ pub enum ConnectorEvent {
     Acknowledged,
     /// Archived.
     Archived,
+    /// Refused by the outside system, for the reasons it gave: back to the emitter.
+    Refused {
+        /// Who refused.
+        by: Refuser,
+        /// The reasons, as the outside system gave them.
+        reason: String,
+    },
+    /// The notification link expired unopened: back to the emitter.
+    Expired,
+}
+
+impl ConnectorEvent {
+    /// Where a refusal or an expiry sends the dossier back from; `None` for the other reports.
+    pub fn rejection(&self) -> Option<(RejectionOrigin, &str)> {
+        match self {
+            Self::Refused { by, reason } => Some(((*by).into(), reason.as_str())),
+            Self::Expired => Some((RejectionOrigin::Recipient, "lien expiré sans ouverture")),
+            _ => None,
+        }
+    }
 }
 
 /// The workflow position of a dossier.
@@ -314,6 +372,31 @@ impl Progress {
     /// Applies a connector report to the current connector step; returns the next connector
     /// step to start, if the dossier moved on to one.
     pub fn connector_event(&mut self, event: ConnectorEvent) -> EngineResult<Option<usize>> {
+        // An archive step is reported archived once the package is deposited: the archive
+        // service's rejecting reply comes after, and takes the dossier back from that step.
+        let archive_before = self
+            .current_step
+            .checked_sub(1)
+            .and_then(|k| self.steps.get(k))
+            .is_some_and(|s| s.action == StepAction::Archive);
+        if matches!(
+            event,
+            ConnectorEvent::Refused {
+                by: Refuser::Archive,
+                ..
+            }
+        ) && self.state == DossierState::Archived
+            && archive_before
+        {
+            self.current_step -= 1;
+            self.state = DossierState::Rejected;
+            return Ok(None);
+        }
+        if self.state == DossierState::Rejected {
+            return Err(EngineError::conflict(
+                "le dossier a été rejeté : plus aucun compte rendu n'est attendu",
+            ));
+        }
         let step = self
             .current()
             .filter(|s| s.action.is_connector())
@@ -335,7 +418,31 @@ impl Progress {
                 )))
             }
         };
-        match event {
+        match &event {
+            ConnectorEvent::Refused { by, .. } => {
+                let expected = match by {
+                    Refuser::Prefecture => step.channel == Some(Channel::Actes),
+                    Refuser::Dgfip => step.channel == Some(Channel::Helios),
+                    Refuser::Archive => step.action == StepAction::Archive,
+                };
+                let waiting = if step.action == StepAction::Archive {
+                    self.state != DossierState::Archived
+                } else {
+                    step.action == StepAction::Transmission
+                        && self.state == DossierState::Transmitted
+                };
+                expected_state(expected && waiting)?;
+                self.state = DossierState::Rejected;
+                Ok(None)
+            }
+            ConnectorEvent::Expired => {
+                expected_state(
+                    step.action == StepAction::Notification
+                        && self.state == DossierState::Transmitted,
+                )?;
+                self.state = DossierState::Rejected;
+                Ok(None)
+            }
             ConnectorEvent::Transmitted => {
                 expected_state(sends && self.state != DossierState::Transmitted)?;
                 self.state = DossierState::Transmitted;
@@ -368,7 +475,8 @@ impl Progress {
                 let step = self
                     .current()
                     .ok_or_else(|| format!("{:?} past the last step", self.state))?;
-                if step.action.is_connector() {
+                // A connector step's refusal leaves a rejected dossier at that step.
+                if self.state == DossierState::Pending && step.action.is_connector() {
                     return Err("waiting for a desk at a connector step".into());
                 }
                 if self.state == DossierState::Pending && step.waiting_desks().is_empty() {
@@ -376,7 +484,7 @@ impl Progress {
                 }
                 if self.steps[..self.current_step]
                     .iter()
-                    .any(|s| !s.is_complete())
+                    .any(|s| !s.action.is_connector() && !s.is_complete())
                 {
                     return Err("an earlier step is incomplete".into());
                 }
@@ -452,5 +560,43 @@ mod tests {
         assert_eq!(p.connector_event(ConnectorEvent::Archived).unwrap(), None);
         assert_eq!(p.state, DossierState::Archived);
         p.check().unwrap();
+    }
+
+    #[test]
+    fn refusals_send_back_only_from_their_own_step() {
+        let a = DeskId::new();
+        let mut transmission = step(StepAction::Transmission, vec![], Quorum::Any);
+        transmission.channel = Some(Channel::Actes);
+        let mut p = Progress::draft();
+        p.submit(vec![
+            step(StepAction::Visa, vec![a], Quorum::Any),
+            transmission,
+            step(StepAction::Archive, vec![], Quorum::Any),
+        ]);
+        p.approve(a).unwrap();
+        let refused = |by| ConnectorEvent::Refused {
+            by,
+            reason: "r".into(),
+        };
+        // Not sent yet; then sent, but neither the DGFiP nor the archive answer for an act.
+        assert!(p.connector_event(refused(Refuser::Prefecture)).is_err());
+        p.connector_event(ConnectorEvent::Transmitted).unwrap();
+        assert!(p.connector_event(refused(Refuser::Dgfip)).is_err());
+        assert!(p.connector_event(refused(Refuser::Archive)).is_err());
+        assert!(p.connector_event(ConnectorEvent::Expired).is_err());
+        assert_eq!(
+            p.connector_event(refused(Refuser::Prefecture)).unwrap(),
+            None
+        );
+        assert_eq!((p.state, p.current_step), (DossierState::Rejected, 1));
+        p.check().unwrap();
+        assert!(p.connector_event(ConnectorEvent::Acknowledged).is_err());
+        // An archive rejected after it was reported archived goes back to the archive step.
+        let mut q = Progress::draft();
+        q.submit(vec![step(StepAction::Archive, vec![], Quorum::Any)]);
+        q.connector_event(ConnectorEvent::Archived).unwrap();
+        assert_eq!(q.connector_event(refused(Refuser::Archive)).unwrap(), None);
+        assert_eq!((q.state, q.current_step), (DossierState::Rejected, 0));
+        q.check().unwrap();
     }
 }

@@ -12,7 +12,7 @@ use seing_engine::ids::DossierId;
 use seing_engine::journal;
 use seing_engine::metadata::MetaValue;
 use seing_engine::model::{ActionInput, Actor, Dossier};
-use seing_engine::workflow::{ConnectorEvent, DossierState, Progress};
+use seing_engine::workflow::{ConnectorEvent, DossierState, Progress, Refuser};
 
 const LOGINS: &[&str] = &[
     "admin", "fin", "fin2", "maire", "adjoint", "dgs", "drh", "compta", "marches", "chef", "agent",
@@ -59,7 +59,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Recycle),
         1 => Just(Op::Bypass),
         1 => Just(Op::Delete),
-        2 => (0u8..3).prop_map(Op::Report),
+        2 => (0u8..7).prop_map(Op::Report),
     ]
 }
 
@@ -97,6 +97,8 @@ fn desk_of(w: &World, login: &str) -> Option<seing_engine::ids::DeskId> {
 }
 
 fn check_position(d: &Dossier) -> Result<(), TestCaseError> {
+    // A dossier says why it was sent back exactly while it is rejected.
+    prop_assert_eq!(d.rejection.is_some(), d.state == DossierState::Rejected);
     let progress = Progress {
         state: d.state,
         current_step: d.current_step,
@@ -213,11 +215,19 @@ async fn run(h: &Harness, script: Vec<(usize, Op, usize)>) -> Result<(), TestCas
             ),
             Op::Delete => (e.delete_draft(a, id).await, None),
             Op::Report(k) => {
-                let mut event = [
-                    ConnectorEvent::Transmitted,
-                    ConnectorEvent::Acknowledged,
-                    ConnectorEvent::Archived,
-                ][k as usize];
+                let refused = |by| ConnectorEvent::Refused {
+                    by,
+                    reason: "refusé".into(),
+                };
+                let mut event = match k {
+                    0 => ConnectorEvent::Transmitted,
+                    1 => ConnectorEvent::Acknowledged,
+                    2 => ConnectorEvent::Archived,
+                    3 => ConnectorEvent::Expired,
+                    4 => refused(Refuser::Prefecture),
+                    5 => refused(Refuser::Dgfip),
+                    _ => refused(Refuser::Archive),
+                };
                 // Half of the time, the report the connector step expects.
                 if who >= LOGINS.len() {
                     event = match (before.state, step.as_ref().map(|s| s.action)) {

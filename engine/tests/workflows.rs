@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use common::{Harness, doc, meta, signed, world};
 use seing_engine::EngineError;
+use seing_engine::bureau::BureauTab;
 use seing_engine::circuit::Channel;
 use seing_engine::clock::Clock;
 use seing_engine::ids::WebhookId;
@@ -17,7 +18,7 @@ use seing_engine::model::{ActionInput, Actor, DocumentRole, InboxReason, NewTena
 use seing_engine::outbox::{DeliveryError, Job, JobKind, JobStatus, RetryPolicy};
 use seing_engine::ports::{Archiver, Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
 use seing_engine::webhooks::{NewWebhook, WebhookEvent};
-use seing_engine::workflow::{ConnectorEvent, DossierState};
+use seing_engine::workflow::{ConnectorEvent, DossierState, Refuser, RejectionOrigin};
 
 fn input() -> ActionInput {
     ActionInput::default()
@@ -1038,7 +1039,284 @@ async fn webhook_events_per_subscription(h: &Harness) {
     assert!(jobs.iter().all(|j| j.tenant == w.admin.tenant));
 }
 
+/// The webhook events enqueued for a dossier, in order.
+async fn webhook_events(
+    h: &Harness,
+    w: &common::World,
+    id: seing_engine::ids::DossierId,
+) -> Vec<serde_json::Value> {
+    h.engine
+        .dossier_jobs(w.admin.tenant, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Webhook)
+        .map(|j| j.payload["body"].clone())
+        .collect()
+}
+
+/// Checks that `id` is back at its emitter desk `desk` (held by `login`) for `origin` and
+/// `reason`: state, `rejection`, the desk's list and bureau tab, the journal entry `action`,
+/// and the two webhooks (`specific`, then `dossier.rejected`) of that change.
+#[allow(clippy::too_many_arguments)]
+async fn assert_sent_back(
+    h: &Harness,
+    w: &common::World,
+    id: seing_engine::ids::DossierId,
+    (login, desk): (&str, &str),
+    step: usize,
+    (origin, reason): (RejectionOrigin, &str),
+    (action, specific): (&str, &str),
+) {
+    let e = &h.engine;
+    let d = e.dossier(w.users[login], id).await.unwrap();
+    assert_eq!((d.state, d.current_step), (DossierState::Rejected, step));
+    let rejection = d.rejection.expect("a rejected dossier says why");
+    assert_eq!(
+        (rejection.origin, rejection.reason.as_str(), rejection.step),
+        (origin, reason, step)
+    );
+    let inbox = e
+        .desk_dossiers(w.users[login], w.desks[desk], None, 10)
+        .await
+        .unwrap();
+    assert!(
+        inbox
+            .items
+            .iter()
+            .any(|i| i.id == id && i.reason == InboxReason::Rejected)
+    );
+    let bureau = e.bureau(w.users[login], w.desks[desk]).await.unwrap();
+    assert_eq!(
+        bureau.iter().find(|b| b.id == id).unwrap().tab,
+        BureauTab::Rejected
+    );
+    let last = e
+        .dossier_journal(w.users[login], id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.user, last.desk),
+        (action, None, None)
+    );
+    let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+    assert_eq!(detail["reason"], reason);
+    assert_eq!(detail["origin"], serde_json::json!(origin));
+    let events = webhook_events(h, w, id).await;
+    let tail: Vec<&str> = events[events.len() - 2..]
+        .iter()
+        .map(|b| b["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail, [specific, "dossier.rejected"]);
+    for body in &events[events.len() - 2..] {
+        assert_eq!(body["reason"], reason);
+        assert_eq!(body["origin"], serde_json::json!(origin));
+        assert_eq!(body["step"]["index"], step);
+        assert_eq!(body["dossier"]["state"], "rejected");
+    }
+    assert_journal_intact(h).await;
+}
+
+/// Refusals from outside (DGFiP, prefecture, archive) and an expired notification send the
+/// dossier back to its emitter like a desk's rejection; a report out of place changes nothing;
+/// the emitter recycles and resubmits, and the connector step runs again.
+async fn refusals_and_expiry(h: &Harness) {
+    let e = &h.engine;
+    let w = world(e, "732829320").await;
+    subscribe(h, w.admin, &[]).await;
+    let recorder = Recorder::default();
+
+    // Hélios: the DGFiP refuses the PES.
+    let pes = w
+        .submitted(e, "pes-bordereaux", "finances", "fin", Metadata::new())
+        .await;
+    e.visa(w.users["fin"], pes, input()).await.unwrap();
+    e.sign(w.users["maire"], pes, input(), signed(b"<PES signed/>"))
+        .await
+        .unwrap();
+    // Refused before it was even sent: out of place.
+    let early = ConnectorEvent::Refused {
+        by: Refuser::Dgfip,
+        reason: "x".into(),
+    };
+    assert!(matches!(
+        e.connector_report(w.admin.tenant, pes, early, "TR-1").await,
+        Err(EngineError::Conflict { .. })
+    ));
+    run_outbox(h, &recorder).await;
+    let before = e.dossier(w.users["fin"], pes).await.unwrap();
+    assert_eq!(before.state, DossierState::Transmitted);
+    // The prefecture has no say on a PES, nor the archive on a transmission step.
+    for by in [Refuser::Prefecture, Refuser::Archive] {
+        let wrong = ConnectorEvent::Refused {
+            by,
+            reason: "x".into(),
+        };
+        assert!(matches!(
+            e.connector_report(w.admin.tenant, pes, wrong, "TR-1").await,
+            Err(EngineError::Conflict { .. })
+        ));
+    }
+    assert_eq!(
+        e.dossier(w.users["fin"], pes).await.unwrap().version,
+        before.version
+    );
+    let reason = "Bordereau 3 : montant total erroné ; Pièce 12 : imputation inconnue";
+    let refused = ConnectorEvent::Refused {
+        by: Refuser::Dgfip,
+        reason: reason.into(),
+    };
+    e.connector_report(w.admin.tenant, pes, refused.clone(), "helios:42")
+        .await
+        .unwrap();
+    assert_sent_back(
+        h,
+        &w,
+        pes,
+        ("fin", "finances"),
+        2,
+        (RejectionOrigin::Dgfip, reason),
+        ("refused", "dossier.refused"),
+    )
+    .await;
+    // The same return read again is a conflict, and the dossier does not move.
+    assert!(matches!(
+        e.connector_report(w.admin.tenant, pes, refused, "helios:42")
+            .await,
+        Err(EngineError::Conflict { .. })
+    ));
+    assert!(matches!(
+        e.connector_report(w.admin.tenant, pes, ConnectorEvent::Acknowledged, "late")
+            .await,
+        Err(EngineError::Conflict { .. })
+    ));
+    // The emitter corrects and resubmits: the whole circuit runs again, then the transmission.
+    let d = e.recycle(w.users["fin"], pes, None).await.unwrap();
+    assert_eq!((d.state, d.rejection), (DossierState::Draft, None));
+    e.submit(w.users["fin"], pes, None).await.unwrap();
+    e.visa(w.users["fin"], pes, input()).await.unwrap();
+    e.sign(w.users["maire"], pes, input(), signed(b"<PES corrected/>"))
+        .await
+        .unwrap();
+    let transmissions = e
+        .dossier_jobs(w.admin.tenant, pes)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Transmission)
+        .count();
+    assert_eq!(transmissions, 2);
+    run_outbox(h, &recorder).await;
+    assert_eq!(
+        e.dossier(w.users["fin"], pes).await.unwrap().state,
+        DossierState::Transmitted
+    );
+
+    // @ctes: the prefecture sends an AnomalieActe.
+    let acte = w
+        .submitted(e, "actes-deliberation", "finances", "fin", Metadata::new())
+        .await;
+    e.visa(w.users["dgs"], acte, input()).await.unwrap();
+    let with_number = ActionInput {
+        metadata: common::meta(&[("numero_acte", MetaValue::Text("2026_043".into()))]),
+        ..input()
+    };
+    e.sign(w.users["maire"], acte, with_number, signed(b"pdf signed"))
+        .await
+        .unwrap();
+    run_outbox(h, &recorder).await;
+    let step = e.dossier(w.users["fin"], acte).await.unwrap().current_step;
+    let reason = "Acte non transmissible : la classification 9.1 est inconnue";
+    let anomaly = ConnectorEvent::Refused {
+        by: Refuser::Prefecture,
+        reason: reason.into(),
+    };
+    e.connector_report(w.admin.tenant, acte, anomaly, "s2low:7")
+        .await
+        .unwrap();
+    assert_sent_back(
+        h,
+        &w,
+        acte,
+        ("fin", "finances"),
+        step,
+        (RejectionOrigin::Prefecture, reason),
+        ("refused", "dossier.refused"),
+    )
+    .await;
+
+    // Notification: the link expires unopened.
+    let mut new = w.new_dossier("marches-notification", "marches");
+    new.chosen_desks
+        .insert("signataire".into(), w.desks["adjoint"]);
+    let notif = e.create_dossier(w.users["marches"], new).await.unwrap().id;
+    e.submit(w.users["marches"], notif, None).await.unwrap();
+    e.visa(w.users["marches"], notif, input()).await.unwrap();
+    e.sign(w.users["adjoint"], notif, input(), signed(b"s"))
+        .await
+        .unwrap();
+    // Not sent yet: an expiry is out of place.
+    assert!(matches!(
+        e.connector_report(w.admin.tenant, notif, ConnectorEvent::Expired, "mail")
+            .await,
+        Err(EngineError::Conflict { .. })
+    ));
+    run_outbox(h, &recorder).await;
+    e.connector_report(
+        w.admin.tenant,
+        notif,
+        ConnectorEvent::Expired,
+        "mail:societe@example.fr",
+    )
+    .await
+    .unwrap();
+    assert_sent_back(
+        h,
+        &w,
+        notif,
+        ("marches", "marches"),
+        2,
+        (RejectionOrigin::Recipient, "lien expiré sans ouverture"),
+        ("expired", "dossier.expired"),
+    )
+    .await;
+
+    // Archive: the archive service rejects the transfer after it was deposited.
+    let sealed = w
+        .submitted(e, "seal", "finances", "fin", Metadata::new())
+        .await;
+    e.seal(w.users["uc"], sealed, input(), signed(b"sealed pdf"))
+        .await
+        .unwrap();
+    run_outbox(h, &recorder).await;
+    assert_eq!(
+        e.dossier(w.users["fin"], sealed).await.unwrap().state,
+        DossierState::Archived
+    );
+    let reason = "transfert rejeté (code 301) : format de fichier non accepté";
+    let rejected = ConnectorEvent::Refused {
+        by: Refuser::Archive,
+        reason: reason.into(),
+    };
+    e.connector_report(w.admin.tenant, sealed, rejected, "seing-x-1")
+        .await
+        .unwrap();
+    assert_sent_back(
+        h,
+        &w,
+        sealed,
+        ("fin", "finances"),
+        1,
+        (RejectionOrigin::Archive, reason),
+        ("refused", "dossier.refused"),
+    )
+    .await;
+}
+
 both_backends! {
+    refusals_and_expiry_back_to_emitter => super::refusals_and_expiry;
     webhook_events_per_subscription => super::webhook_events_per_subscription;
     outbox_worker_runs_until_shutdown => super::outbox_worker_runs_until_shutdown;
     seal_then_archive => super::seal_then_archive;

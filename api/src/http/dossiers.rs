@@ -14,7 +14,7 @@ use seing_engine::ids::{CircuitId, DeskId, DossierId, OpinionId};
 use seing_engine::metadata::Metadata;
 use seing_engine::model::{
     ActionInput, Annotation, Document, DocumentRole, Dossier, DossierSummary, NewDocument,
-    NewDossier, Opinion, Visibility,
+    NewDossier, Opinion, Rejection, Visibility,
 };
 use seing_engine::workflow::{DossierState, StepInstance};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,10 @@ pub struct DossierView {
     pub deadline: Option<String>,
     /// Past its deadline while still waiting.
     pub late: bool,
+    /// Why it went back to its emitter, while it is rejected: `origin` (desk, prefecture,
+    /// dgfip, archive, recipient), `reason`, `step`, `at`.
+    #[schema(value_type = Option<Object>)]
+    pub rejection: Option<Rejection>,
     /// Version, for optimistic concurrency.
     pub version: i64,
     /// Creation time.
@@ -92,6 +96,7 @@ impl From<Dossier> for DossierView {
             chosen_desks: d.chosen_desks,
             deadline: d.deadline.map(rfc3339),
             late: d.late,
+            rejection: d.rejection,
             version: d.version,
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),

@@ -49,6 +49,8 @@ pub fn journal_action(action: &str) -> String {
         "transmitted" => "Transmis",
         "acknowledged" => "Acquitté",
         "archived" => "Archivé",
+        "refused" => "Refusé",
+        "expired" => "Lien expiré",
         other => return other.to_owned(),
     }
     .to_owned()
