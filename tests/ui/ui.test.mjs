@@ -361,6 +361,8 @@ await scenario("administration: a seal key of the server's module added, refused
   await keys.getByRole("alert").waitFor();
   assert.match(await keys.getByRole("alert").textContent(), /Clé refusée : l'URI ne doit contenir aucun code PIN/);
   assert.equal(await keys.getByLabel("Libellé").inputValue(), "Cachet de la mairie");
+  assert.equal(await keys.getByLabel("URI PKCS#11 (sans code PIN)").inputValue(), "", "the PIN is not shown back");
+  assert.ok(!(await page.content()).includes("pin-value=1234"));
   assert.equal(await adminRows(page, "Clés du serveur (cachet, clés des élus)").count(), before);
   await page.screenshot({ path: join(shots, "administration-cle-refusee.png"), fullPage: true });
   const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");

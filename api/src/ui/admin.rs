@@ -632,9 +632,15 @@ pub async fn add_key(
     let person = posted.person;
     person.require_admin()?;
     let form = posted.form;
+    // A URI refused for carrying a PIN is not written back into the page.
+    let shown_uri = if form.uri.contains("pin-") {
+        String::new()
+    } else {
+        form.uri.trim().to_owned()
+    };
     let typed = vec![
         ("label", form.label.trim().to_owned()),
-        ("uri", form.uri.trim().to_owned()),
+        ("uri", shown_uri),
         ("chain", form.chain.clone().unwrap_or_default()),
     ];
     let result = async {
