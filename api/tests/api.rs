@@ -2,12 +2,16 @@
 //! SQLite and on PostgreSQL (a fresh schema per test): a dossier created by software with an
 //! API token goes through its circuit by people with sessions; and the security rules.
 
+#[path = "common/database.rs"]
+mod database;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use database::{Kind, TestDatabase};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
 use seing_engine::Engine;
@@ -17,69 +21,26 @@ use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{CircuitId, DeskId};
 use seing_engine::model::{Actor, NewTenant};
-use seing_engine::storage::Database;
 use serde_json::{Value, json};
-use sqlx::Executor;
 use tower::ServiceExt;
 
 const SIREN_A: &str = "217500008";
 const SIREN_B: &str = "217500016";
 const PASSWORD: &str = "mot-de-passe-solide";
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
-
-fn postgres_url() -> String {
-    std::env::var("SEING_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 /// One service on a fresh database.
 struct TestApi {
     app: Router,
     engine: Engine,
-    schema: Option<String>,
+    database: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
 impl TestApi {
     async fn new(kind: Kind, settings: ApiSettings) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let (db, schema) = match kind {
-            Kind::Sqlite => {
-                let url = format!("sqlite:{}", dir.path().join("seing.db").display());
-                (Database::connect(&url).await.unwrap(), None)
-            }
-            Kind::Postgres => {
-                let url = postgres_url();
-                let admin = match Database::connect(&url).await {
-                    Ok(db) => db,
-                    Err(e) => {
-                        assert!(
-                            std::env::var("CI").as_deref() != Ok("true"),
-                            "PostgreSQL at {url} is unreachable and CI=true: {e}"
-                        );
-                        eprintln!("skipped: PostgreSQL at {url} is unreachable ({e})");
-                        return None;
-                    }
-                };
-                let schema = format!("api_{}", uuid::Uuid::new_v4().simple());
-                admin
-                    .pool()
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .await
-                    .unwrap();
-                admin.close().await;
-                let db = Database::connect_in_schema(&url, Some(&schema))
-                    .await
-                    .unwrap();
-                (db, Some(schema))
-            }
-        };
-        db.migrate().await.unwrap();
+        let database = TestDatabase::open(kind, dir.path()).await?;
+        let db = database.database.clone();
         let workflows = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
         let engine = Engine::new(
             db.clone(),
@@ -97,22 +58,13 @@ impl TestApi {
         Some(Self {
             app,
             engine,
-            schema,
+            database,
             _dir: dir,
         })
     }
 
-    async fn close(mut self) {
-        self.engine.database().close().await;
-        if let Some(schema) = self.schema.take() {
-            let admin = Database::connect(&postgres_url()).await.unwrap();
-            admin
-                .pool()
-                .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .await
-                .unwrap();
-            admin.close().await;
-        }
+    async fn close(self) {
+        self.database.close().await;
     }
 
     async fn send(&self, request: Request<Body>) -> Reply {

@@ -12,6 +12,8 @@
 
 // Each test binary uses a part of the shared helpers.
 #[allow(dead_code)]
+#[path = "common/resources.rs"]
+mod resources;
 #[path = "common/signing_keys.rs"]
 mod signing_keys;
 #[allow(dead_code)]
@@ -46,7 +48,8 @@ use seing_s2low_double::{Options, Outcome, S2lowDouble, Tls};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use signing_keys::{chain_of, pes, sign_items, software_key, specs};
+use resources::{pes, specs};
+use signing_keys::{chain_of, sign_items, software_key};
 use webhook_receiver::Receiver;
 
 const SIREN: &str = "213500002";

@@ -1,41 +1,17 @@
 //! `seing pes check` on PES files generated from the real sample: exit 0 and the bordereaux
 //! summary when signable, 1 with the reasons otherwise, a clear refusal for hostile XML.
 
-use std::path::PathBuf;
+#[path = "common/resources.rs"]
+mod resources;
+
+use std::path::Path;
 use std::process::Command;
 
-fn specs() -> Option<PathBuf> {
-    let dir = std::env::var_os("SEING_SPECS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs"));
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "SEING_SPECS_DIR not found at {} (required when CI=true)",
-        dir.display()
-    );
-    eprintln!("skipped: SEING_SPECS_DIR not found at {}", dir.display());
-    None
-}
+use resources::{pes, specs};
 
 /// The real sample with its bordereau duplicated `count` times under new Ids.
-fn generated(specs: &std::path::Path, count: usize) -> String {
-    let text = std::fs::read_to_string(specs.join("pesv2/examples/PESALR1_unsigned.xml")).unwrap();
-    let start = text.find("<Bordereau ").unwrap();
-    let end = text.find("</Bordereau>").unwrap() + "</Bordereau>".len();
-    let copies: String = (0..count)
-        .map(|i| {
-            text[start..end]
-                .replace("ID2020020200727D013536\"", &format!("B{i}\""))
-                .replace(
-                    "<IdBord V=\"3536\"/>",
-                    &format!("<IdBord V=\"{}\"/>", 100 + i),
-                )
-        })
-        .collect();
-    format!("{}{}{}", &text[..start], copies, &text[end..])
+fn generated(specs: &Path, count: usize) -> String {
+    String::from_utf8(pes(specs, count, 0)).unwrap()
 }
 
 fn seing(args: &[&str]) -> (i32, String, String) {

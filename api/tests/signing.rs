@@ -7,6 +7,10 @@
 //! of the 15 dossiers to a local receiver that checks their HMAC signatures. Server-held keys with the real `seing serve`: a wrong
 //! PIN changes nothing, the right one signs, and neither reaches the logs.
 
+#[path = "common/database.rs"]
+mod database;
+#[path = "common/resources.rs"]
+mod resources;
 #[path = "common/signing_keys.rs"]
 mod signing_keys;
 #[path = "common/webhook_receiver.rs"]
@@ -21,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use database::{Kind, TestDatabase};
+use resources::{on_ci, pes, resource, specs};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
 use seing_certs_test::pki::TestPki;
@@ -30,22 +36,14 @@ use seing_engine::circuit::Template;
 use seing_engine::clock::ManualClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::model::{Actor, NewTenant};
-use seing_engine::storage::Database;
 use serde_json::{Value, json};
-use signing_keys::{chain_of, der_b64, on_ci, pes, resource, sign_items, software_key, specs};
-use sqlx::Executor as _;
+use signing_keys::{chain_of, der_b64, sign_items, software_key};
 use webhook_receiver::{Receiver, Worker};
 
 const SIREN_A: &str = "217500008";
 const SIREN_B: &str = "217500016";
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const SPY: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Sqlite,
-    Postgres,
-}
 
 fn softhsm_present() -> bool {
     if Path::new(SOFTHSM).exists() {
@@ -56,12 +54,6 @@ fn softhsm_present() -> bool {
     false
 }
 
-fn postgres_url() -> String {
-    std::env::var("SEING_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// The real sample with its bordereau repeated `count` times under new Ids (`B<first>`…).
 /// A JSON client of the API over real HTTP.
 struct Http {
     agent: ureq::Agent,
@@ -170,7 +162,7 @@ struct Service {
     engine: Engine,
     clock: Arc<ManualClock>,
     http: Http,
-    schema: Option<String>,
+    database: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -182,40 +174,8 @@ impl Service {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (db, schema) = rt.block_on(async {
-            match kind {
-                Kind::Sqlite => {
-                    let url = format!("sqlite:{}", dir.path().join("seing.db").display());
-                    Some((Database::connect(&url).await.unwrap(), None))
-                }
-                Kind::Postgres => {
-                    let url = postgres_url();
-                    let admin = match Database::connect(&url).await {
-                        Ok(db) => db,
-                        Err(e) => {
-                            assert!(
-                                !on_ci(),
-                                "PostgreSQL at {url} is unreachable and CI=true: {e}"
-                            );
-                            eprintln!("skipped: PostgreSQL at {url} is unreachable ({e})");
-                            return None;
-                        }
-                    };
-                    let schema = format!("signing_{}", uuid::Uuid::new_v4().simple());
-                    admin
-                        .pool()
-                        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                        .await
-                        .unwrap();
-                    admin.close().await;
-                    let db = Database::connect_in_schema(&url, Some(&schema))
-                        .await
-                        .unwrap();
-                    Some((db, Some(schema)))
-                }
-            }
-        })?;
-        rt.block_on(db.migrate()).unwrap();
+        let database = rt.block_on(TestDatabase::open(kind, dir.path()))?;
+        let db = database.database.clone();
         let workflows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
         let engine = Engine::new(
@@ -241,24 +201,13 @@ impl Service {
             engine,
             clock,
             http: Http::new(&base),
-            schema,
+            database,
             _dir: dir,
         })
     }
 
-    fn close(mut self) {
-        self.rt.block_on(self.engine.database().close());
-        if let Some(schema) = self.schema.take() {
-            self.rt.block_on(async {
-                let admin = Database::connect(&postgres_url()).await.unwrap();
-                admin
-                    .pool()
-                    .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .await
-                    .unwrap();
-                admin.close().await;
-            });
-        }
+    fn close(self) {
+        self.rt.block_on(self.database.close());
     }
 }
 

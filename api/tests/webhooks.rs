@@ -3,6 +3,8 @@
 //! receiver that checks each HMAC signature and timestamp; a receiver answering 500 gets the
 //! event again and then never more; a deleted subscription gets nothing.
 
+#[path = "common/database.rs"]
+mod database;
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use database::{Kind, TestDatabase};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
 use seing_engine::Engine;
@@ -22,25 +25,18 @@ use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{DeskId, DossierId};
 use seing_engine::model::{ActionInput, Actor, NewDocument, NewTenant, SignedOutput};
 use seing_engine::outbox::JobStatus;
-use seing_engine::storage::Database;
 use serde_json::{Value, json};
-use sqlx::Executor;
 use tower::ServiceExt;
 use webhook_receiver::{Receiver, Worker};
 
 const SIREN: &str = "217500008";
 const SECRET: &str = "secret-du-recepteur-erp";
 
-fn postgres_url() -> String {
-    std::env::var("SEING_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 /// The service on a fresh database, with a tenant (Finances → visa, Maire → signature).
 struct Service {
     app: Router,
     engine: Engine,
-    schema: Option<String>,
+    database: TestDatabase,
     admin: Actor,
     fin: Actor,
     maire: Actor,
@@ -52,35 +48,13 @@ struct Service {
 impl Service {
     async fn new(postgres: bool) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let (db, schema) = if postgres {
-            let url = postgres_url();
-            let admin = match Database::connect(&url).await {
-                Ok(db) => db,
-                Err(e) => {
-                    assert!(
-                        std::env::var("CI").as_deref() != Ok("true"),
-                        "PostgreSQL at {url} is unreachable and CI=true: {e}"
-                    );
-                    eprintln!("skipped: PostgreSQL at {url} is unreachable ({e})");
-                    return None;
-                }
-            };
-            let schema = format!("hooks_{}", uuid::Uuid::new_v4().simple());
-            admin
-                .pool()
-                .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .await
-                .unwrap();
-            admin.close().await;
-            let db = Database::connect_in_schema(&url, Some(&schema))
-                .await
-                .unwrap();
-            (db, Some(schema))
+        let kind = if postgres {
+            Kind::Postgres
         } else {
-            let url = format!("sqlite:{}", dir.path().join("seing.db").display());
-            (Database::connect(&url).await.unwrap(), None)
+            Kind::Sqlite
         };
-        db.migrate().await.unwrap();
+        let database = TestDatabase::open(kind, dir.path()).await?;
+        let db = database.database.clone();
         let engine = Engine::new(
             db.clone(),
             DocumentStore::new(dir.path().join("documents")),
@@ -141,7 +115,7 @@ impl Service {
         Some(Self {
             app,
             engine,
-            schema,
+            database,
             admin,
             fin: actors["fin"],
             maire: actors["maire"],
@@ -151,17 +125,8 @@ impl Service {
         })
     }
 
-    async fn close(mut self) {
-        self.engine.database().close().await;
-        if let Some(schema) = self.schema.take() {
-            let admin = Database::connect(&postgres_url()).await.unwrap();
-            admin
-                .pool()
-                .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                .await
-                .unwrap();
-            admin.close().await;
-        }
+    async fn close(self) {
+        self.database.close().await;
     }
 
     async fn token(&self, actor: Actor, role: Role) -> String {

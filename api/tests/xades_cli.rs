@@ -1,34 +1,14 @@
 //! `seing sign --profile pes|xades`, `seing sign-batch --profile pes` (SoftHSM2, one login) and
 //! `seing verify` on their outputs, checked by the oracle; bad inputs write nothing.
 
-use std::path::{Path, PathBuf};
+#[path = "common/resources.rs"]
+mod resources;
+
+use std::path::Path;
 use std::process::Command;
 
+use resources::{on_ci, pes, resource, specs};
 use seing_certs_test::pki::TestPki;
-
-fn on_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn resource(var: &str, default: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(default));
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        !on_ci(),
-        "{var} not found at {} (required when CI=true)",
-        path.display()
-    );
-    eprintln!("skipped: {var} not found at {}", path.display());
-    None
-}
-
-fn specs() -> Option<PathBuf> {
-    resource("SEING_SPECS_DIR", "../../shared/specs")
-}
 
 fn oracle(args: &[&str]) {
     let Some(oracle) = resource("SEING_ORACLE", "../../shared/oracle/verify") else {
@@ -45,20 +25,8 @@ fn oracle(args: &[&str]) {
 
 /// The real sample with its bordereau duplicated `count` times under new Ids, in ISO-8859-1.
 fn generated(specs: &Path, count: usize, first: usize) -> Vec<u8> {
-    let text = std::fs::read_to_string(specs.join("pesv2/examples/PESALR1_unsigned.xml")).unwrap();
-    let start = text.find("<Bordereau ").unwrap();
-    let end = text.find("</Bordereau>").unwrap() + "</Bordereau>".len();
-    let copies: String = (first..first + count)
-        .map(|i| {
-            text[start..end]
-                .replace("ID2020020200727D013536\"", &format!("B{i}\""))
-                .replace(
-                    "<IdBord V=\"3536\"/>",
-                    &format!("<IdBord V=\"{}\"/>", 100 + i),
-                )
-        })
-        .collect();
-    format!("{}{}{}", &text[..start], copies, &text[end..])
+    String::from_utf8(pes(specs, count, first))
+        .unwrap()
         .replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1)
         .replace("BUDGET DEPARTEMENTAL", "BUDGET DÉPARTEMENTAL")
         .chars()
