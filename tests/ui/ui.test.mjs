@@ -313,6 +313,42 @@ await scenario("administration: webhooks created with the keyboard, secret shown
   assert.equal((await listed.json()).length, before);
 });
 
+await scenario("administration: a circuit made from a template; a taken name or a role without a desk is refused", async (page) => {
+  await login(page, "admin");
+  await page.goto(base + "/administration");
+  const circuits = page.getByRole("region", { name: "Circuits" });
+  const before = await adminRows(page, "Circuits").count();
+  const fill = async (name) => {
+    await circuits.locator("summary", { hasText: "Visa puis signature" }).click();
+    const form = page.getByRole("form", { name: "Nouveau circuit : Visa puis signature" });
+    if (name) await form.getByLabel("Nom du circuit").fill(name);
+    await form.getByLabel("Bureau « viseur »").selectOption({ label: "DGS" });
+    await form.getByLabel("Bureau « signataire »").selectOption({ label: "Maire" });
+    await form.getByRole("button", { name: "Créer le circuit" }).click();
+  };
+  // The template's title is the default name, already taken by the demo circuit: refused in the form.
+  await fill(null);
+  await circuits.getByRole("alert").waitFor();
+  assert.match(await circuits.getByRole("alert").textContent(), /Circuit refusé : nom de circuit déjà utilisé/);
+  assert.equal(await adminRows(page, "Circuits").count(), before);
+  // Renamed, it is created and listed with its steps.
+  await page.goto(base + "/administration");
+  await fill("Visa DGS puis maire");
+  await page.getByText("Circuit « Visa DGS puis maire » créé.").waitFor();
+  assert.equal(await adminRows(page, "Circuits").count(), before + 1);
+  await circuits.getByRole("cell", { name: "Visa DGS puis maire" }).waitFor();
+  await page.screenshot({ path: join(shots, "administration-circuit.png"), fullPage: true });
+  // A role given no desk (forged past the required select) is refused, nothing stored.
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const forged = await page.request.post(base + "/administration/circuits", {
+    form: { csrf, template: "visa-signature", name: "Sans bureau", "role.viseur": "aucun" },
+  });
+  assert.equal(forged.status(), 422);
+  assert.match(await forged.text(), /choisissez le bureau « viseur »/);
+  const listed = await page.request.get(base + "/api/v1/circuits");
+  assert.equal((await listed.json()).filter((c) => c.name === "Sans bureau").length, 0);
+});
+
 await scenario("administration: trust anchors uploaded as PEM, refused when unreadable, removed", async (page) => {
   await login(page, "admin");
   await page.goto(base + "/administration");

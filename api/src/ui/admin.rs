@@ -3,6 +3,7 @@
 //! CRLs) and the keys of the server's PKCS#11 module. Each form calls the engine function the
 //! REST API and `seing admin` call; a refused entry is answered in its form, nothing stored.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use askama::Template;
@@ -11,6 +12,7 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use seing_engine::access::Role;
+use seing_engine::circuit::CircuitSpec;
 use seing_engine::ids::{DeskId, ServerKeyId, TrustAnchorId, UserId, WebhookId};
 use seing_engine::model::Actor;
 use seing_engine::signing::{KeyUsage, NewServerKey, TrustKind};
@@ -55,6 +57,19 @@ pub struct CircuitRow {
     pub template: String,
     /// Steps, in order.
     pub steps: String,
+}
+
+/// A circuit template offered to the administrator, with the roles to give a desk.
+#[derive(Debug, Clone)]
+pub struct TemplateRow {
+    /// Short name (the template's key).
+    pub name: String,
+    /// French title.
+    pub title: String,
+    /// Steps, in order.
+    pub steps: String,
+    /// The template's role keys, each to be given a desk.
+    pub roles: Vec<String>,
 }
 
 /// A token as listed.
@@ -117,6 +132,7 @@ struct AdminPage {
     desks: Vec<DeskRow>,
     desk_options: Vec<DeskOption>,
     circuits: Vec<CircuitRow>,
+    templates: Vec<TemplateRow>,
     tokens: Vec<TokenRow>,
     webhooks: Vec<WebhookRow>,
     anchors: Vec<AnchorRow>,
@@ -139,6 +155,8 @@ pub struct Secret {
 /// A section of the page holding a form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    /// Circuits.
+    Circuits,
     /// Webhooks.
     Webhooks,
     /// Trust anchors.
@@ -187,6 +205,15 @@ fn role_label(role: Role) -> &'static str {
         Role::Operator => "opérateur",
         Role::User => "utilisateur",
     }
+}
+
+/// The steps of a circuit or template, in French, in order.
+fn step_names<D>(spec: &CircuitSpec<D>) -> String {
+    spec.steps
+        .iter()
+        .map(|s| format::step(s.action))
+        .collect::<Vec<_>>()
+        .join(" → ")
 }
 
 async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiResult<Response> {
@@ -243,13 +270,18 @@ async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiRe
             .map(|c| CircuitRow {
                 name: c.name.clone(),
                 template: c.template.clone(),
-                steps: c
-                    .spec
-                    .steps
-                    .iter()
-                    .map(|s| format::step(s.action))
-                    .collect::<Vec<_>>()
-                    .join(" → "),
+                steps: step_names(&c.spec),
+            })
+            .collect(),
+        templates: state
+            .engine
+            .templates()
+            .iter()
+            .map(|(name, t)| TemplateRow {
+                name: name.clone(),
+                title: t.title.clone(),
+                steps: step_names(t),
+                roles: t.roles().into_iter().map(str::to_owned).collect(),
             })
             .collect(),
         tokens: tokens
@@ -420,6 +452,44 @@ pub async fn create_desk(
         .create_desk(person.actor, posted.form.name.trim(), parent, &holders)
         .await?;
     Ok(see_other("/administration"))
+}
+
+/// `POST /administration/circuits`: a circuit made from a template, each of the template's roles
+/// given a desk (fields `template`, `name` and one `role.<key>` per role).
+pub async fn create_circuit(
+    State(state): State<Arc<ApiState>>,
+    posted: Posted<Vec<(String, String)>>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let field = |name: &str| {
+        posted
+            .form
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (template, name) = (field("template"), field("name"));
+    let typed = vec![("template", template.clone()), ("name", name.clone())];
+    let result = async {
+        let mut roles = BTreeMap::new();
+        for (key, value) in &posted.form {
+            if let Some(role) = key.strip_prefix("role.") {
+                let desk: DeskId = value.parse().map_err(|_| {
+                    ApiError::invalid(key.as_str(), format!("choisissez le bureau « {role} »"))
+                })?;
+                roles.insert(role.to_owned(), desk);
+            }
+        }
+        state
+            .engine
+            .create_circuit(person.actor, &name, &template, &roles)
+            .await?;
+        Ok(notice(&format!("Circuit « {name} » créé.")))
+    }
+    .await;
+    answer(&state, &person, Section::Circuits, typed, result).await
 }
 
 /// The new-token form.

@@ -58,6 +58,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/administration", get(admin::page))
         .route("/administration/utilisateurs", post(admin::create_user))
         .route("/administration/bureaux", post(admin::create_desk))
+        .route("/administration/circuits", post(admin::create_circuit))
         .route("/administration/jetons", post(admin::create_token))
         .route(
             "/administration/jetons/{id}/revoquer",
