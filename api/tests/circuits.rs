@@ -16,6 +16,8 @@
 mod resources;
 #[path = "common/signing_keys.rs"]
 mod signing_keys;
+#[path = "common/tenant.rs"]
+mod tenant;
 #[allow(dead_code)]
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
@@ -39,7 +41,7 @@ use seing_engine::circuit::Template;
 use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{CircuitId, DeskId};
-use seing_engine::model::{Actor, NewTenant};
+use seing_engine::model::Actor;
 use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Notifier, Receipt};
 use seing_engine::signing::SigningSettings;
@@ -50,6 +52,7 @@ use tower::ServiceExt;
 
 use resources::{pes, specs};
 use signing_keys::{chain_of, sign_items, software_key};
+use tenant::TestTenant;
 use webhook_receiver::Receiver;
 
 const SIREN: &str = "213500002";
@@ -76,8 +79,8 @@ struct World {
     admin: String,
     software: String,
     maire: String,
-    actors: BTreeMap<&'static str, Actor>,
-    desks: BTreeMap<&'static str, DeskId>,
+    actors: BTreeMap<String, Actor>,
+    desks: BTreeMap<String, DeskId>,
     circuits: BTreeMap<&'static str, CircuitId>,
     root: std::path::PathBuf,
     _dir: tempfile::TempDir,
@@ -118,45 +121,22 @@ async fn world() -> World {
             settings: ApiSettings::default(),
         }),
     );
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: "Commune de Démo".into(),
-            siren: SIREN.into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
-    let mut actors = BTreeMap::new();
-    let mut desks = BTreeMap::new();
-    for (desk, login) in [
-        ("dgs", "dgs"),
-        ("maire", "maire"),
-        ("finances", "fin"),
-        ("secretariat", "logiciel"),
-    ] {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
-        let d = engine
-            .create_desk(admin, desk, None, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(desk, d.id);
-        actors.insert(
-            login,
-            Actor {
-                tenant: tenant.id,
-                user: user.id,
-            },
-        );
-    }
+    let TestTenant {
+        admin,
+        actors,
+        desks,
+    } = TestTenant::create(
+        &engine,
+        "Commune de Démo",
+        SIREN,
+        &[
+            ("dgs", "dgs"),
+            ("maire", "maire"),
+            ("finances", "fin"),
+            ("secretariat", "logiciel"),
+        ],
+    )
+    .await;
     let mut circuits = BTreeMap::new();
     for (template, roles) in [
         ("actes-deliberation", [("dgs", "dgs"), ("maire", "maire")]),
@@ -167,7 +147,7 @@ async fn world() -> World {
     ] {
         let roles = roles
             .iter()
-            .map(|(k, d)| (k.to_string(), desks[d]))
+            .map(|(k, d)| (k.to_string(), desks[*d]))
             .collect();
         let c = engine
             .create_circuit(admin, template, template, &roles)

@@ -7,8 +7,9 @@
 
 #[path = "../../connectors/tests/common/smtp.rs"]
 mod smtp;
+#[path = "common/tenant.rs"]
+mod tenant;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,13 +26,14 @@ use seing_engine::circuit::Template;
 use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::metadata::MetaValue;
-use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
+use seing_engine::model::{ActionInput, NewDocument, NewDossier, SignedOutput};
 use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Receipt, Transmitter, WebhookSender};
 use seing_engine::storage::Database;
 use seing_engine::workflow::{DossierState, RejectionOrigin};
 use serde_json::json;
 use smtp::Smtp;
+use tenant::TestTenant;
 use tower::ServiceExt;
 
 struct Elsewhere;
@@ -88,40 +90,17 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
             settings: ApiSettings::default(),
         }),
     );
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: "Commune de Démo".into(),
-            siren: "213500002".into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
-    let mut actors = BTreeMap::new();
-    let mut desks = BTreeMap::new();
-    for (desk, login) in [("marches", "marches"), ("maire", "maire")] {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
-        let d = engine
-            .create_desk(admin, desk, None, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(desk, d.id);
-        actors.insert(
-            login,
-            Actor {
-                tenant: tenant.id,
-                user: user.id,
-            },
-        );
-    }
+    let TestTenant {
+        admin,
+        actors,
+        desks,
+    } = TestTenant::create(
+        &engine,
+        "Commune de Démo",
+        "213500002",
+        &[("marches", "marches"), ("maire", "maire")],
+    )
+    .await;
     let circuit = engine
         .create_circuit(
             admin,
@@ -135,7 +114,7 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
         .unwrap();
     store_settings(
         &engine,
-        tenant.id,
+        admin.tenant,
         &json!({
             "notification": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
                 "from": "Commune de Démo <marches@mairie-demo.fr>",
@@ -267,7 +246,10 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, signed);
     assert_eq!(state(ids[0]).await, DossierState::Acknowledged);
-    let journal = engine.connector_journal(tenant.id, ids[0]).await.unwrap();
+    let journal = engine
+        .connector_journal(admin.tenant, ids[0])
+        .await
+        .unwrap();
     let receipt = journal.iter().find(|e| e.action == "acknowledged").unwrap();
     assert!(
         receipt.detail.contains("offres@entreprise-dupont.fr"),
@@ -292,7 +274,10 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     // A second opening serves the document again and records nothing more.
     let (status, _) = get(first_link).await;
     assert_eq!(status, StatusCode::OK);
-    let again = engine.connector_journal(tenant.id, ids[0]).await.unwrap();
+    let again = engine
+        .connector_journal(admin.tenant, ids[0])
+        .await
+        .unwrap();
     assert_eq!(
         again.iter().filter(|e| e.action == "acknowledged").count(),
         1
@@ -326,7 +311,10 @@ async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
     let rejection = back.rejection.unwrap();
     assert_eq!(rejection.reason, "lien expiré sans ouverture");
     assert_eq!(rejection.origin, RejectionOrigin::Recipient);
-    let journal = engine.connector_journal(tenant.id, ids[1]).await.unwrap();
+    let journal = engine
+        .connector_journal(admin.tenant, ids[1])
+        .await
+        .unwrap();
     let expired = journal.last().unwrap();
     assert_eq!(expired.action, "expired");
     assert!(

@@ -5,6 +5,8 @@
 
 #[path = "common/database.rs"]
 mod database;
+#[path = "common/tenant.rs"]
+mod tenant;
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
@@ -23,9 +25,10 @@ use seing_engine::access::Role;
 use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{DeskId, DossierId};
-use seing_engine::model::{ActionInput, Actor, NewDocument, NewTenant, SignedOutput};
+use seing_engine::model::{ActionInput, Actor, NewDocument, SignedOutput};
 use seing_engine::outbox::JobStatus;
 use serde_json::{Value, json};
+use tenant::TestTenant;
 use tower::ServiceExt;
 use webhook_receiver::{Receiver, Worker};
 
@@ -68,40 +71,17 @@ impl Service {
                 settings: ApiSettings::default(),
             }),
         );
-        let (tenant, admin) = engine
-            .create_tenant(NewTenant {
-                name: "Commune de Test".into(),
-                siren: SIREN.into(),
-                departement: "35".into(),
-                admin_login: "admin".into(),
-                admin_name: "Admin".into(),
-            })
-            .await
-            .unwrap();
-        let admin = Actor {
-            tenant: tenant.id,
-            user: admin.id,
-        };
-        let mut actors = BTreeMap::new();
-        let mut desks = BTreeMap::new();
-        for (login, desk) in [("fin", "Finances"), ("maire", "Maire")] {
-            let user = engine
-                .create_user(admin, login, login, false)
-                .await
-                .unwrap();
-            let d = engine
-                .create_desk(admin, desk, None, &[user.id])
-                .await
-                .unwrap();
-            desks.insert(desk, d.id);
-            actors.insert(
-                login,
-                Actor {
-                    tenant: tenant.id,
-                    user: user.id,
-                },
-            );
-        }
+        let TestTenant {
+            admin,
+            actors,
+            desks,
+        } = TestTenant::create(
+            &engine,
+            "Commune de Test",
+            SIREN,
+            &[("Finances", "fin"), ("Maire", "maire")],
+        )
+        .await;
         let roles = BTreeMap::from([
             ("viseur".to_owned(), desks["Finances"]),
             ("signataire".to_owned(), desks["Maire"]),
