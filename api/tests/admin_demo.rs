@@ -2,32 +2,19 @@
 //! `seing serve` then serves; `seing serve --demo` seeds once and prints how to log in; the
 //! demo PDF passes qpdf and poppler.
 
+#[path = "common/process.rs"]
+mod process;
+
+use process::{Server, free_port};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const SIREN: &str = "217500008";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One HTTP/1.1 request; returns the status and the body.
 fn http(

@@ -10,10 +10,13 @@
 //! desk of 60 dossiers is paged.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 
+#[path = "common/process.rs"]
+mod process;
+
+use process::{Server, free_port};
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use seing_api::config::{ServeArgs, ServeConfig};
@@ -30,15 +33,6 @@ const AGENT_PIN: &str = "8765";
 /// Another authority, with an administrator of its own.
 const OTHER_SIREN: &str = "213500010";
 const OTHER_PASSWORD: &str = "voisine-admin-2026";
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn required(what: &str) -> bool {
     assert!(
@@ -106,14 +100,6 @@ fn seing_bin() -> PathBuf {
     std::env::var_os("SEING_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_seing")))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What the test prepares in the database before the service starts.
