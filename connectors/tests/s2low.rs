@@ -321,6 +321,12 @@ fn tls_needs_an_accepted_client_certificate_and_a_trusted_server() {
         message.contains("le certificat client configuré (« identity ») n'est pas accepté"),
         "{message}"
     );
+    // The double records a refused handshake on its own thread, possibly after the client has
+    // already seen the failure: wait for it (5 s at most) before counting.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while double.tls_refusals().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         double.tls_refusals().len(),
         2,
