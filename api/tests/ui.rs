@@ -6,8 +6,9 @@
 //! signed file checked by the oracle; then 2 more signed through `seing agent` with a second
 //! SoftHSM2 token standing for the élu's USB key, on a port of its own that `seing serve
 //! --agent-port` tells the pages. The administration forms (webhooks, trust anchors, server
-//! keys) are used and refused in the browser, the batch's progress is watched row by row, and a
-//! desk of 60 dossiers is paged.
+//! keys) are used and refused in the browser, the batch's progress is watched row by row, a
+//! desk of 60 dossiers is paged, and a PES that the S²LOW double holds without the service
+//! knowing its transaction number is given that number by the administrator.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 
 #[path = "common/process.rs"]
@@ -22,9 +23,13 @@ use std::time::{Duration, Instant};
 use seing_api::config::{ServeArgs, ServeConfig};
 use seing_api::http::auth;
 use seing_certs_test::{TestPki, TestToken};
+use seing_connectors::s2low::{S2low, S2lowConfig};
+use seing_connectors::settings::store_settings;
+use seing_engine::Engine;
 use seing_engine::access::Role;
-use seing_engine::model::{Actor, NewTenant};
+use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
 use seing_engine::signing::{KeyUsage, NewServerKey};
+use seing_s2low_double::{Options, S2lowDouble};
 
 /// PIN of the server's SoftHSM2 token.
 const PIN: &str = "4321";
@@ -106,11 +111,99 @@ fn seing_bin() -> PathBuf {
 struct Prepared {
     /// The demo finance software's API token.
     finance_token: String,
+    /// A PES that S²LOW holds but whose transaction number the service does not know: its
+    /// dossier's title and the number S²LOW gave it.
+    unnumbered: (String, u64),
+}
+
+/// A PES whose S²LOW answer was lost. Hélios goes through the S²LOW double; a PES dossier is
+/// visaed and signed (its signed file recorded), and S²LOW already holds that file, as an
+/// interrupted send leaves it: the service's own send is then refused as a duplicate and the
+/// PES waits in the administration page for its transaction number.
+async fn lost_pes(
+    engine: &Engine,
+    admin: Actor,
+    users: &[Actor; 2],
+    double: &S2lowDouble,
+) -> (String, u64) {
+    let [finances, maire] = *users;
+    let settings = serde_json::json!({"helios": {"transport": double.transport()}});
+    store_settings(
+        engine,
+        admin.tenant,
+        &settings.to_string(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    let circuit = engine
+        .circuits(admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.template == "pes-bordereaux")
+        .unwrap();
+    let desk = engine
+        .desks(admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.name == "Finances")
+        .unwrap();
+    let title = "Bordereaux de titres n° 77".to_owned();
+    let document = |bytes: Vec<u8>| NewDocument {
+        name: "PES_titres_77.xml".into(),
+        media_type: "text/xml".into(),
+        bytes,
+    };
+    let dossier = engine
+        .create_dossier(
+            finances,
+            NewDossier {
+                circuit: circuit.id,
+                emitter_desk: desk.id,
+                title: title.clone(),
+                main: document(seing_api::demo::demo_pes()),
+                annexes: vec![],
+                metadata: Default::default(),
+                chosen_desks: Default::default(),
+                deadline: None,
+            },
+        )
+        .await
+        .unwrap();
+    engine.submit(finances, dossier.id, None).await.unwrap();
+    engine
+        .visa(finances, dossier.id, ActionInput::default())
+        .await
+        .unwrap();
+    let mut signed = seing_api::demo::demo_pes();
+    signed.extend_from_slice(b"<!-- PES signe avant la coupure -->\n");
+    let mut transport = double.transport();
+    transport.as_object_mut().unwrap().remove("kind");
+    let config: S2lowConfig = serde_json::from_value(transport).unwrap();
+    let transaction = S2low::new(&config)
+        .unwrap()
+        .import_pes("PES_titres_77.xml", &signed)
+        .unwrap();
+    engine
+        .sign(
+            maire,
+            dossier.id,
+            ActionInput::default(),
+            SignedOutput {
+                documents: vec![document(signed)],
+                signatures: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    (title, transaction.0)
 }
 
 /// Seeds the demo authority, trusts the test PKI, registers the maire's key on the server's
 /// SoftHSM2 token, gives the finance software a token, and creates a second authority.
-fn prepare(data: &Path, token: &TestToken, pki: &TestPki) -> Prepared {
+fn prepare(data: &Path, token: &TestToken, pki: &TestPki, double: &S2lowDouble) -> Prepared {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let config = ServeConfig::resolve(ServeArgs {
@@ -175,9 +268,12 @@ fn prepare(data: &Path, token: &TestToken, pki: &TestPki) -> Prepared {
             .set_password_hash(other.id, other_admin.id, &hash)
             .await
             .unwrap();
+        let unnumbered =
+            lost_pes(&engine, admin, &[actor("finances"), actor("maire")], double).await;
         engine.database().close().await;
         Prepared {
             finance_token: secret,
+            unnumbered,
         }
     })
 }
@@ -294,7 +390,8 @@ fn web_ui_in_chromium() {
     let pki = TestPki::shared();
     let token = seing_certs_test::token::create(&dir.path().join("hsm"), "Serveur", PIN, pki)
         .expect("SoftHSM2 token");
-    let prepared = prepare(&data, &token, pki);
+    let double = S2lowDouble::start(Options::default());
+    let prepared = prepare(&data, &token, pki, &double);
     let port = free_port();
     // Not the default port: the pages must find the agent where `--agent-port` says.
     let agent_port = loop {
@@ -352,6 +449,10 @@ fn web_ui_in_chromium() {
             ),
         )
         .env("SEING_SIGNED_DIR", &signed)
+        .env(
+            "SEING_UNNUMBERED_PES",
+            format!("{} {}", prepared.unnumbered.1, prepared.unnumbered.0),
+        )
         .env("SEING_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .output()

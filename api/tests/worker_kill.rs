@@ -2,7 +2,9 @@
 //! is killed (SIGKILL) while the S²LOW double, which has already stored the act or the PES,
 //! holds its answer; a second `seing worker` takes the job again once the lease has run out.
 //! The double ends with exactly one transaction (the act by its numéro interne, the PES by its
-//! SHA-1), the transmission job is done, and the dossier moves on as if nothing had happened.
+//! SHA-1), the transmission job is done, and the dossier moves on as if nothing had happened;
+//! the PES, whose transaction number S²LOW cannot give for a hash, once an administrator has
+//! given it.
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
@@ -12,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Harness, World, doc, meta, world};
+use seing_connectors::recovery;
 use seing_connectors::settings::store_settings;
 use seing_engine::ids::DossierId;
 use seing_engine::metadata::MetaValue;
@@ -304,6 +307,41 @@ async fn helios_killed_mid_send(h: &Harness) {
     assert_eq!(pes[0].bytes, SIGNED_PES);
     assert_ne!(state(h, w, id).await, DossierState::Finished);
     delivered_once(h, w, id, &sha1).await;
+
+    // S²LOW gave no transaction number for the hash: the PES waits for an administrator, who
+    // finds the transaction in the S²LOW console; then it is followed to its acquit and archived.
+    let unnumbered = recovery::unnumbered_pes(&h.engine, w.admin.tenant)
+        .await
+        .unwrap();
+    assert_eq!(unnumbered.len(), 1, "{unnumbered:?}");
+    assert_eq!((unnumbered[0].dossier, &unnumbered[0].sha1), (id, &sha1));
+    recovery::number_pes(&h.engine, w.admin.tenant, w.admin.user, id, pes[0].id)
+        .await
+        .unwrap();
+    until("the numbered PES being archived", &second, || async move {
+        state(h, w, id).await == DossierState::Archived
+    })
+    .await;
+    assert_eq!(double.helios()[0].status, 4, "acquitted at S²LOW");
+    let journal = h
+        .engine
+        .connector_journal(w.admin.tenant, id)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = journal
+        .iter()
+        .map(|e| e.action.as_str())
+        .skip_while(|a| *a != "transmitted")
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "transmitted",
+            "transmission.numbered",
+            "acknowledged",
+            "archived"
+        ]
+    );
     drop(second);
 }
 

@@ -34,6 +34,12 @@ pub enum Error {
     /// The outside platform has this document already (a repeated sending).
     #[error("déjà reçu par la plateforme : {0}")]
     Duplicate(String),
+    /// No such record in the caller's tenant (the kind of record is named).
+    #[error("{0} introuvable")]
+    NotFound(&'static str),
+    /// The request contradicts what is recorded; the reason says what.
+    #[error("{0}")]
+    Conflict(String),
     /// The database holding the connectors' records failed.
     #[error("base de données : {0}")]
     Storage(String),

@@ -11,7 +11,8 @@
 //!
 //! Transports: the S²LOW platform's HTTP API ([`s2low`]) and drop folders ([`dropfolder`]);
 //! notification mail with timestamped proof of receipt ([`notification`]); the engine's ports
-//! over them ([`ports`]), configured per tenant ([`settings`]).
+//! over them ([`ports`]), configured per tenant ([`settings`]); [`recovery`] lets an
+//! administrator give a PES whose S²LOW answer was lost its transaction number.
 //! [`webhooks`] delivers the engine's webhook events over HTTP, signed with HMAC-SHA256.
 
 pub mod actes;
@@ -23,6 +24,7 @@ pub mod notification;
 mod paths;
 pub mod ports;
 mod problem;
+pub mod recovery;
 pub mod s2low;
 pub mod seda;
 pub mod settings;

@@ -22,7 +22,9 @@ use axum::extract::{Path as AxumPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 
+use seing_connectors::Error;
 use seing_connectors::ports::Connectors;
+use seing_connectors::recovery;
 use seing_connectors::seda::{ArchiveClient, MESSAGE_ID_HEADER};
 use seing_connectors::settings::store_settings;
 use seing_engine::Engine;
@@ -567,6 +569,124 @@ async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
     w.deliver().await;
     assert_eq!(w.state(pes).await, DossierState::Transmitted);
     assert_eq!(double.helios().len(), 1);
+}
+
+/// A PES whose S²LOW answer was lost: it waits for an administrator to give its transaction
+/// number, which is taken only when S²LOW holds the same file under it; then it is followed to
+/// its `PES_Acquit` like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pes_whose_answer_was_lost_is_numbered_by_hand_then_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir).await;
+    let double = tls_double();
+    w.settings(json!({"helios": {"transport": s2low(&double)}}))
+        .await;
+    // Another PES, sent normally: transaction 1.
+    let other = w
+        .pes("PES_2026_05.xml", b"<PES_Aller><!-- 5 --></PES_Aller>")
+        .await;
+    w.deliver().await;
+    assert_eq!(w.state(other).await, DossierState::Transmitted);
+
+    // S²LOW takes the file but its answer comes too late: the retry is a duplicate.
+    let lost = w
+        .pes("PES_2026_06.xml", b"<PES_Aller><!-- 6 --></PES_Aller>")
+        .await;
+    double.inject(
+        "helios_importer_fichier",
+        Fault::Delay(Duration::from_secs(4)),
+    );
+    w.deliver().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.deliver().await;
+    assert_eq!(w.state(lost).await, DossierState::Transmitted);
+    let held = double.helios();
+    assert_eq!(held.len(), 2);
+    let transaction = held[1].id;
+    let tenant = w.emitter.tenant;
+    let unnumbered = recovery::unnumbered_pes(&w.engine, tenant).await.unwrap();
+    assert_eq!(unnumbered.len(), 1, "{unnumbered:?}");
+    assert_eq!(unnumbered[0].dossier, lost);
+    assert_eq!(unnumbered[0].file, "PES_2026_06.xml");
+    assert_eq!(unnumbered[0].sha1, held[1].sha1);
+    // Polling cannot follow it.
+    assert_eq!(w.connectors.poll().await.unwrap().waiting, 2);
+
+    // Wrong numbers are refused and change nothing: one S²LOW does not show, one holding
+    // another PES, one that is not a number of this dossier's send.
+    let number = |dossier, n| recovery::number_pes(&w.engine, tenant, w.fin.user, dossier, n);
+    let refused = number(lost, 99).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("S²LOW ne donne pas de PES pour la transaction 99"),
+        "{refused}"
+    );
+    let refused = number(lost, held[0].id).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "la transaction S²LOW {} porte un autre PES",
+            held[0].id
+        )) && refused.contains(&held[1].sha1),
+        "{refused}"
+    );
+    let refused = number(other, transaction).await.unwrap_err();
+    assert!(matches!(refused, Error::Conflict(_)), "{refused}");
+    assert!(
+        refused.to_string().contains("a déjà son numéro"),
+        "{refused}"
+    );
+    let unknown: DossierId = "00000000-0000-4000-8000-000000000000".parse().unwrap();
+    assert!(matches!(
+        number(unknown, transaction).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        recovery::unnumbered_pes(&w.engine, tenant).await.unwrap(),
+        unnumbered
+    );
+
+    // The same PES put in a second dossier is a duplicate too; the number cannot serve twice.
+    let again = w
+        .pes("PES_2026_06.xml", b"<PES_Aller><!-- 6 --></PES_Aller>")
+        .await;
+    w.deliver().await;
+    assert_eq!(
+        recovery::unnumbered_pes(&w.engine, tenant)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The right number: taken, journaled with who gave it, then followed to the acquit.
+    let taken = number(lost, transaction).await.unwrap();
+    assert_eq!(taken.0, transaction);
+    let left = recovery::unnumbered_pes(&w.engine, tenant).await.unwrap();
+    assert_eq!(left.iter().map(|p| p.dossier).collect::<Vec<_>>(), [again]);
+    let refused = number(again, transaction).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "la transaction S²LOW {transaction} est déjà celle du dossier {lost}"
+        )),
+        "{refused}"
+    );
+    let journal = w.engine.connector_journal(tenant, lost).await.unwrap();
+    let numbered: Vec<_> = journal
+        .iter()
+        .filter(|e| e.action == "transmission.numbered")
+        .collect();
+    assert_eq!(numbered.len(), 1, "{journal:?}");
+    assert_eq!(numbered[0].user, Some(w.fin.user));
+    assert!(
+        numbered[0].detail.contains(&format!("s2low:{transaction}")),
+        "{}",
+        numbered[0].detail
+    );
+    for _ in 0..4 {
+        w.connectors.poll().await.unwrap();
+    }
+    assert_eq!(w.state(lost).await, DossierState::Acknowledged);
+    assert_eq!(w.state(other).await, DossierState::Acknowledged);
+    assert_eq!(w.state(again).await, DossierState::Transmitted);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::future::Future;
 use crate::circuit::Channel;
 use crate::engine::Engine;
 use crate::error::{EngineError, EngineResult};
-use crate::ids::{DossierId, TenantId};
-use crate::journal::{JournalEntry, entry_from_row};
+use crate::ids::{DossierId, TenantId, UserId};
+use crate::journal::{self, JournalEntry, NewEntry, entry_from_row};
 use crate::outbox::{DeliveryError, Job, JobHandler, JobKind};
 use crate::workflow::ConnectorEvent;
 
@@ -124,5 +124,33 @@ impl Engine {
         .fetch_all(self.db.pool())
         .await?;
         rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Journals what a person did about a connector's send without changing the dossier's
+    /// state (an administrator giving a PES its S²LOW transaction number), inside the
+    /// connector's own transaction `conn`, so that its record and the entry are kept together.
+    pub async fn connector_note(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        tenant: TenantId,
+        dossier: DossierId,
+        user: UserId,
+        action: &'static str,
+        detail: serde_json::Value,
+    ) -> EngineResult<JournalEntry> {
+        journal::append(
+            conn,
+            NewEntry {
+                tenant,
+                at: crate::engine::db_time(self.now()),
+                user: Some(user),
+                desk: None,
+                on_behalf_of: None,
+                dossier: Some(dossier),
+                action,
+                detail,
+            },
+        )
+        .await
     }
 }

@@ -13,6 +13,8 @@
 //   SEING_SIGNED_DIR     (with a PIN) where to save the signed PES files for the oracle
 //   SEING_TRUST_CRL      a PEM CRL to add to the trust store and remove, in the administration
 //   SEING_SEAL_URI       a PKCS#11 URI (no PIN) to register as a seal key and remove
+//   SEING_UNNUMBERED_PES "N title": a PES dossier, signed by the maire, whose file S²LOW holds
+//                        under transaction N while the service does not know N
 //   CHROMIUM             the browser binary (default /usr/bin/chromium)
 // Prints one line per scenario and "N passed, N failed"; exits non-zero on any failure.
 
@@ -34,7 +36,8 @@ const agentSigner = process.env.SEING_AGENT_SIGNER;
 const agentUrl = process.env.SEING_AGENT_URL;
 const trustCrl = process.env.SEING_TRUST_CRL;
 const sealUri = process.env.SEING_SEAL_URI;
-for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots, SEING_TRUST_CRL: trustCrl, SEING_SEAL_URI: sealUri })) {
+const unnumberedPes = process.env.SEING_UNNUMBERED_PES;
+for (const [name, value] of Object.entries({ SEING_URL: base, SEING_SIREN: siren, SEING_FINANCE_TOKEN: financeToken, SEING_PES_DIR: pesDir, SEING_SCREENSHOTS: shots, SEING_TRUST_CRL: trustCrl, SEING_SEAL_URI: sealUri, SEING_UNNUMBERED_PES: unnumberedPes })) {
   if (!value) throw new Error(`${name} is required`);
 }
 await mkdir(shots, { recursive: true });
@@ -425,6 +428,57 @@ await scenario("administration: a seal key of the server's module added, refused
   assert.equal((await page.request.delete(`${base}/api/v1/server-keys/${gone.id}`, { headers: { "X-CSRF-Token": csrf } })).status(), 404);
 });
 
+await scenario("administration: a PES whose S²LOW answer was lost is given its transaction number; a wrong one is refused", async (page) => {
+  const [transaction, ...words] = unnumberedPes.split(" ");
+  const title = words.join(" ");
+  await login(page, "admin");
+  // The service's worker sends it shortly after starting, and S²LOW answers « doublon ».
+  const name = "PES transmis sans numéro de transaction S²LOW";
+  const section = page.getByRole("region", { name });
+  for (let tries = 0; !(await section.count()); tries++) {
+    assert.ok(tries < 60, "the PES refused as a duplicate is listed within 30 s");
+    await page.waitForTimeout(500);
+    await page.goto(base + "/administration");
+  }
+  const link = section.getByRole("link", { name: title });
+  const dossierUrl = base + (await link.getAttribute("href"));
+  assert.match(await section.textContent(), /PES_titres_77\.xml/);
+  assert.match(await section.textContent(), /SHA-1 [0-9a-f]{40}/);
+  const input = section.getByLabel("Numéro de transaction S²LOW de PES_titres_77.xml");
+  // A number S²LOW shows no PES under: refused in the form, nothing recorded.
+  await input.fill("999999");
+  await section.getByRole("button", { name: "Enregistrer" }).click();
+  await section.getByRole("alert").waitFor();
+  assert.match(await section.getByRole("alert").textContent(), /Numéro refusé : S²LOW ne donne pas de PES pour la transaction 999999/);
+  assert.equal(await input.inputValue(), "999999");
+  assert.equal(await input.getAttribute("aria-invalid"), "true");
+  await page.screenshot({ path: join(shots, "administration-pes-sans-numero.png"), fullPage: true });
+  // Not a number at all.
+  await input.fill("12a");
+  await input.evaluate((el) => el.removeAttribute("pattern"));
+  await section.getByRole("button", { name: "Enregistrer" }).click();
+  await section.getByRole("alert").waitFor();
+  assert.match(await section.getByRole("alert").textContent(), /un numéro de transaction S²LOW est un nombre/);
+  // The number found in the S²LOW console: checked against the file S²LOW holds, recorded.
+  await input.fill(transaction);
+  await input.press("Enter");
+  await page.getByText(`PES rapproché de la transaction S²LOW ${transaction} : son acquittement sera suivi.`).waitFor();
+  assert.equal(await page.getByRole("region", { name }).count(), 0);
+  const listed = await (await page.request.get(base + "/api/v1/connectors/helios/unnumbered")).json();
+  assert.deepEqual(listed, []);
+  // Through the REST API: the number is kept, a software's token is not an administrator.
+  const dossierId = dossierUrl.split("/").pop();
+  const csrf = await page.locator('meta[name="csrf-token"]').getAttribute("content");
+  const again = await page.request.post(`${base}/api/v1/connectors/helios/unnumbered/${dossierId}`, { headers: { "X-CSRF-Token": csrf }, data: { transaction: Number(transaction) } });
+  assert.equal(again.status(), 409);
+  assert.match((await again.json()).detail, new RegExp(`déjà son numéro de transaction S²LOW : ${transaction}`));
+  const software = await fetch(`${base}/api/v1/connectors/helios/unnumbered`, { headers: { Authorization: `Bearer ${financeToken}` } });
+  assert.equal(software.status, 403);
+  await page.goto(dossierUrl);
+  const journal = page.getByRole("region", { name: "Journal" });
+  await journal.getByRole("cell", { name: "Numéro de transaction S²LOW saisi" }).waitFor();
+});
+
 await scenario("a tab of 60 dossiers is paged by 50, counters and filters kept across pages", async (page) => {
   // 60 dossiers waiting for the finance desk's visa, found by the word « pagination ».
   for (let i = 1; i <= 60; i++) {
@@ -501,7 +555,8 @@ if (signPin) {
     await dialog.getByRole("button", { name: "Fermer et actualiser" }).click();
     await page.waitForLoadState("load");
     assert.equal(await count(page, "À traiter"), 0);
-    assert.equal(await count(page, "Traités"), toSign.length + 1);
+    // The batch, the dossier rejected earlier, and the PES signed before the test (SEING_UNNUMBERED_PES).
+    assert.equal(await count(page, "Traités"), toSign.length + 2);
     await tab(page, "Traités").click();
     await page.screenshot({ path: join(shots, "bureau-maire-traites.png"), fullPage: true });
     await saveSigned(page, toSign);

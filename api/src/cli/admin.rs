@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use seing_engine::Engine;
 use seing_engine::access::Role;
-use seing_engine::ids::{DeskId, WebhookId};
+use seing_engine::ids::{DeskId, DossierId, WebhookId};
 use seing_engine::model::{Actor, NewTenant, Tenant};
 use seing_engine::signing::{KeyUsage, NewServerKey};
 use seing_engine::webhooks::NewWebhook;
@@ -152,6 +152,26 @@ pub enum AdminCommand {
         tenant: String,
         /// JSON file of the settings (see docs/connectors.md).
         file: std::path::PathBuf,
+    },
+    /// List the tenant's PES that S²LOW took but whose transaction number was lost (a crash or
+    /// a lost answer between the upload and its record).
+    UnnumberedPes {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Give such a PES the transaction number found in the S²LOW console; it is taken only if
+    /// the file S²LOW holds under that number is the file sent (same SHA-1).
+    NumberPes {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Id of the dossier.
+        #[arg(long)]
+        dossier: DossierId,
+        /// The S²LOW transaction number.
+        #[arg(long)]
+        transaction: u64,
     },
     /// List a tenant's trust anchors, CRLs and server keys.
     ListSigning {
@@ -502,6 +522,34 @@ async fn execute(engine: &Engine, command: AdminCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             println!("server key `{}` registered: {}", key.label, key.id);
+        }
+        AdminCommand::UnnumberedPes { tenant: siren } => {
+            let tenant = tenant(engine, &siren).await?;
+            for pes in seing_connectors::recovery::unnumbered_pes(engine, tenant.id).await? {
+                println!(
+                    "{}\t{}\tsha1:{}\t{}\t{}",
+                    pes.dossier, pes.sent_at, pes.sha1, pes.file, pes.title
+                );
+            }
+        }
+        AdminCommand::NumberPes {
+            tenant: siren,
+            dossier,
+            transaction,
+        } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            seing_connectors::recovery::number_pes(
+                engine,
+                tenant.id,
+                by.user,
+                dossier,
+                transaction,
+            )
+            .await?;
+            println!(
+                "dossier {dossier}: PES numbered S²LOW transaction {transaction}, followed from now on"
+            );
         }
         AdminCommand::ListSigning { tenant: siren } => {
             let tenant = tenant(engine, &siren).await?;

@@ -1,12 +1,15 @@
 //! Connector settings of the caller's tenant (tenant administrators): how its acts, PES files
-//! and archives travel, checked by `seing-connectors` before they are stored; and the
-//! notification links that outside recipients open.
+//! and archives travel, checked by `seing-connectors` before they are stored; the PES files
+//! S²LOW took without seing learning their transaction number, which an administrator numbers;
+//! and the notification links that outside recipients open.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use serde::Serialize;
+use seing_connectors::recovery::{self, UnnumberedPes};
+use seing_engine::ids::DossierId;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
@@ -61,6 +64,110 @@ pub async fn set_settings(
     .await?;
     Ok(Json(ConnectorSettingsView {
         settings: Some(body),
+    }))
+}
+
+/// A PES that S²LOW holds under a transaction number seing does not know.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnnumberedPesView {
+    /// The dossier.
+    #[schema(value_type = String, format = Uuid)]
+    pub dossier: String,
+    /// Its title.
+    pub title: String,
+    /// The transmission step (index in the circuit).
+    pub step: i64,
+    /// The PES file name sent.
+    pub file: String,
+    /// The SHA-1 of the file sent (hex), as the S²LOW console shows it.
+    pub sha1: String,
+    /// When it was sent (RFC 3339).
+    pub sent_at: String,
+}
+
+impl From<UnnumberedPes> for UnnumberedPesView {
+    fn from(p: UnnumberedPes) -> Self {
+        Self {
+            dossier: p.dossier.to_string(),
+            title: p.title,
+            step: p.step,
+            file: p.file,
+            sha1: p.sha1,
+            sent_at: p.sent_at,
+        }
+    }
+}
+
+/// The PES of the caller's tenant that S²LOW took but whose transaction number was lost
+/// (tenant administrators): they wait for an administrator to give the number.
+#[utoipa::path(get, path = "/connectors/helios/unnumbered", tag = "connectors", operation_id = "unnumbered_pes",
+    responses((status = 200, body = [UnnumberedPesView]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn unnumbered(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<UnnumberedPesView>>> {
+    let actor = caller.tenant_admin()?;
+    let list = recovery::unnumbered_pes(&state.engine, actor.tenant).await?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
+}
+
+/// The S²LOW transaction number of a PES, as found in the S²LOW console.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransactionNumber {
+    /// The transaction number.
+    #[schema(minimum = 1)]
+    pub transaction: u64,
+}
+
+/// The transaction a PES now has.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NumberedPes {
+    /// The dossier.
+    #[schema(value_type = String, format = Uuid)]
+    pub dossier: String,
+    /// Its S²LOW transaction number.
+    pub transaction: u64,
+}
+
+/// Gives a PES whose S²LOW answer was lost its transaction number (tenant administrators).
+/// seing downloads the file S²LOW holds for that transaction and takes the number only if it
+/// is the file sent (same SHA-1); the send is then followed up to its `PES_Acquit`.
+#[utoipa::path(post, path = "/connectors/helios/unnumbered/{dossier}", tag = "connectors", operation_id = "number_pes",
+    request_body = TransactionNumber,
+    params(("dossier" = String, Path, description = "Dossier")),
+    responses((status = 200, body = NumberedPes), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 502, body = Problem)))]
+pub async fn number(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(dossier): ApiPath<DossierId>,
+    ApiJson(body): ApiJson<TransactionNumber>,
+) -> ApiResult<Json<NumberedPes>> {
+    let actor = caller.tenant_admin()?;
+    if body.transaction == 0 {
+        return Err(ApiError::invalid(
+            "transaction",
+            "numéro de transaction attendu (≥ 1)",
+        ));
+    }
+    let id = recovery::number_pes(
+        &state.engine,
+        actor.tenant,
+        actor.user,
+        dossier,
+        body.transaction,
+    )
+    .await
+    .map_err(|e| match e {
+        // S²LOW holds another file, or none, under this number.
+        seing_connectors::Error::Refused(reason) => ApiError::invalid("transaction", reason),
+        other => other.into(),
+    })?;
+    Ok(Json(NumberedPes {
+        dossier: dossier.to_string(),
+        transaction: id.0,
     }))
 }
 

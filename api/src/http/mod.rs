@@ -163,6 +163,8 @@ fn api_routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(signing::remove_trust_anchor))
         .routes(routes!(signing::verify))
         .routes(routes!(connectors::settings, connectors::set_settings))
+        .routes(routes!(connectors::unnumbered))
+        .routes(routes!(connectors::number))
         .routes(routes!(webhooks::list, webhooks::create))
         .routes(routes!(webhooks::delete))
         .routes(routes!(connectors::open_notification))
@@ -225,6 +227,7 @@ fn status_description(code: &str) -> &'static str {
         "413" => "Requête trop volumineuse (problem+json)",
         "422" => "Donnée invalide (problem+json)",
         "429" => "Trop de tentatives (problem+json)",
+        "502" => "Plateforme extérieure injoignable ou en échec (problem+json)",
         _ => "Réponse",
     }
 }

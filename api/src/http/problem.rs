@@ -56,6 +56,9 @@ pub enum ApiError {
     /// No such route or resource.
     #[error("ressource introuvable")]
     NotFound,
+    /// An outside platform (S²LOW, an archive system) could not be reached or failed.
+    #[error("{0}")]
+    Upstream(String),
     /// A server-side failure (details are logged, never shown).
     #[error("{0}")]
     Internal(String),
@@ -136,6 +139,11 @@ impl ApiError {
                 "Clé d'idempotence réutilisée",
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not-found", "Introuvable"),
+            Self::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream",
+                "Plateforme extérieure en échec",
+            ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -175,6 +183,9 @@ impl From<seing_connectors::Error> for ApiError {
                 reason: seing_connectors::Problem::join(&problems),
             },
             Error::Storage(_) | Error::Io { .. } => Self::Internal(error.to_string()),
+            Error::NotFound(entity) => Self::Engine(EngineError::NotFound { entity }),
+            Error::Conflict(reason) => Self::Engine(EngineError::Conflict { reason }),
+            Error::Transport(_) => Self::Upstream(error.to_string()),
             other => Self::invalid("settings", other.to_string()),
         }
     }
@@ -195,6 +206,7 @@ impl ApiError {
                 (reason.clone(), Some(field.clone()))
             }
             Self::Invalid { field, reason } => (reason.clone(), Some(field.clone())),
+            Self::Upstream(reason) => (reason.clone(), None),
             _ if status.is_server_error() => {
                 tracing::error!(error = %self, "request failed");
                 (

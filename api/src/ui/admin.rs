@@ -1,7 +1,8 @@
 //! Administration of the tenant (tenant administrators): users, desks and their hierarchy,
 //! circuits, API tokens, webhooks (the secret shown once), trust anchors (PEM certificates and
-//! CRLs) and the keys of the server's PKCS#11 module. Each form calls the engine function the
-//! REST API and `seing admin` call; a refused entry is answered in its form, nothing stored.
+//! CRLs), the keys of the server's PKCS#11 module, and the PES that S²LOW took without seing
+//! learning their transaction number (to be numbered). Each form calls the function the REST
+//! API and `seing admin` call; a refused entry is answered in its form, nothing stored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,13 +12,16 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use seing_connectors::recovery;
 use seing_engine::access::Role;
 use seing_engine::circuit::CircuitSpec;
-use seing_engine::ids::{DeskId, ServerKeyId, TrustAnchorId, UserId, WebhookId};
+use seing_engine::ids::{DeskId, DossierId, ServerKeyId, TrustAnchorId, UserId, WebhookId};
 use seing_engine::model::Actor;
 use seing_engine::signing::{KeyUsage, NewServerKey, TrustKind};
 use seing_engine::webhooks::{NewWebhook, WebhookEvent};
 use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::dossier::{DeskOption, EmptyForm};
 use super::{Chrome, Person, Posted, UiError, UiResult, format, render, see_other};
@@ -122,6 +126,21 @@ pub struct KeyRow {
     pub usage: String,
 }
 
+/// A PES sent to S²LOW whose transaction number was lost, as listed.
+#[derive(Debug, Clone)]
+pub struct UnnumberedRow {
+    /// Dossier id.
+    pub dossier: String,
+    /// Dossier title.
+    pub title: String,
+    /// File name sent.
+    pub file: String,
+    /// SHA-1 of the file sent (hex).
+    pub sha1: String,
+    /// When it was sent, in French.
+    pub sent: String,
+}
+
 /// The administration page.
 #[derive(Template)]
 #[template(path = "admin.html")]
@@ -137,6 +156,7 @@ struct AdminPage {
     webhooks: Vec<WebhookRow>,
     anchors: Vec<AnchorRow>,
     keys: Vec<KeyRow>,
+    unnumbered: Vec<UnnumberedRow>,
     events: Vec<&'static str>,
     secret: Option<Secret>,
     notice: Option<String>,
@@ -163,6 +183,8 @@ pub enum Section {
     Trust,
     /// Server keys.
     Keys,
+    /// PES waiting for their S²LOW transaction number.
+    Helios,
 }
 
 /// An entry refused by the engine, answered in its form with what was typed.
@@ -226,6 +248,9 @@ async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiRe
     let webhooks = state.engine.webhooks(person.actor).await?;
     let anchors = state.engine.trust_entries(person.actor).await?;
     let keys = state.engine.server_keys(person.actor).await?;
+    let unnumbered = recovery::unnumbered_pes(&state.engine, person.actor.tenant)
+        .await
+        .map_err(ApiError::from)?;
     let page = AdminPage {
         chrome,
         users: users
@@ -334,6 +359,18 @@ async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiRe
                     }
                     (KeyUsage::User, None) => "clé personnelle".to_owned(),
                 },
+            })
+            .collect(),
+        unnumbered: unnumbered
+            .into_iter()
+            .map(|p| UnnumberedRow {
+                dossier: p.dossier.to_string(),
+                title: p.title,
+                file: p.file,
+                sha1: p.sha1,
+                sent: OffsetDateTime::parse(&p.sent_at, &Rfc3339)
+                    .map(format::date_time)
+                    .unwrap_or(p.sent_at),
             })
             .collect(),
         events: WebhookEvent::ALL.iter().map(|e| e.as_str()).collect(),
@@ -752,4 +789,53 @@ pub async fn remove_key(
     }
     .await;
     answer(&state, &person, Section::Keys, Vec::new(), result).await
+}
+
+/// The transaction-number form of an unnumbered PES.
+#[derive(Debug, Deserialize)]
+pub struct NumberForm {
+    transaction: String,
+}
+
+/// `POST /administration/helios/{dossier}/numero`: the S²LOW transaction number of a PES whose
+/// answer was lost, taken once S²LOW shows the same file under it.
+pub async fn number_pes(
+    State(state): State<Arc<ApiState>>,
+    Path(dossier): Path<String>,
+    posted: Posted<NumberForm>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let dossier: DossierId = dossier.parse().map_err(|_| super::not_found())?;
+    let typed = posted.form.transaction.trim().to_owned();
+    let result = async {
+        let transaction = typed
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "transaction",
+                    "un numéro de transaction S²LOW est un nombre",
+                )
+            })?;
+        recovery::number_pes(
+            &state.engine,
+            person.actor.tenant,
+            person.actor.user,
+            dossier,
+            transaction,
+        )
+        .await
+        .map_err(|e| match e {
+            seing_connectors::Error::Refused(reason) => ApiError::invalid("transaction", reason),
+            other => other.into(),
+        })?;
+        Ok(notice(&format!(
+            "PES rapproché de la transaction S²LOW {transaction} : son acquittement sera suivi."
+        )))
+    }
+    .await;
+    let typed = vec![("dossier", dossier.to_string()), ("transaction", typed)];
+    answer(&state, &person, Section::Helios, typed, result).await
 }

@@ -51,6 +51,7 @@ pub fn journal_action(action: &str) -> String {
         "archived" => "Archivé",
         "refused" => "Refusé",
         "expired" => "Lien expiré",
+        "transmission.numbered" => "Numéro de transaction S²LOW saisi",
         other => return other.to_owned(),
     }
     .to_owned()

@@ -76,6 +76,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/administration/cles", post(admin::add_key))
         .route("/administration/cles/{id}/retirer", post(admin::remove_key))
+        .route(
+            "/administration/helios/{dossier}/numero",
+            post(admin::number_pes),
+        )
         .route("/static/{file}", get(assets::serve))
         .fallback(|| async { not_found() })
         .layer(axum::middleware::map_response(security_headers))

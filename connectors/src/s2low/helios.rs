@@ -10,6 +10,7 @@ use crate::{Error, Result};
 const IMPORT: &str = "/modules/helios/api/helios_importer_fichier.php";
 const STATUS: &str = "/modules/helios/api/helios_transac_get_status.php";
 const ACQUIT: &str = "/modules/helios/helios_download_acquit.php";
+const FILE: &str = "/modules/helios/helios_download_file.php";
 
 /// An S²LOW Hélios transaction number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,5 +129,12 @@ impl S2low {
             ))
         })?;
         Ok((body, acquit))
+    }
+
+    /// Downloads the PES file S²LOW holds for a transaction (`helios_download_file.php`, the
+    /// page behind the « télécharger » link of a transaction). For a transaction it will not
+    /// show, S²LOW redirects to its Hélios home page: the answer is then not the file.
+    pub fn download_pes(&self, transaction: HeliosTransaction) -> Result<Vec<u8>> {
+        self.get(&format!("{FILE}?id={transaction}"))
     }
 }

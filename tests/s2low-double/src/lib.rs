@@ -2,7 +2,8 @@
 //!
 //! It follows the protocol S²LOW publishes (see `seing_connectors::s2low` for the pages and
 //! answers): Actes transaction creation, status, cancellation and listing; Hélios import,
-//! status and `PES_Acquit` download. It behaves like the platform where a client can tell:
+//! status, `PES_Acquit` download and the download of the PES file of a transaction (a
+//! transaction it will not show redirects to the Hélios home page). It behaves like the platform where a client can tell:
 //!
 //! - statuses progress one step per status query (posted → waiting → transmitted →
 //!   acknowledged), ending in an `ARActe` or an accepted `PES_Acquit`, or in a refusal when the
@@ -432,6 +433,8 @@ fn router(shared: Arc<Shared>) -> Router {
             "/modules/helios/helios_download_acquit.php",
             get(helios_acquit),
         )
+        .route("/modules/helios/helios_download_file.php", get(helios_file))
+        .route("/modules/helios/index.php", get(helios_home))
         .layer(middleware::from_fn_with_state(shared.clone(), guard))
         .with_state(shared)
 }
@@ -861,6 +864,41 @@ async fn helios_acquit(
         Some(_) => (StatusCode::NOT_FOUND, "Acquittement non disponible").into_response(),
         None => (StatusCode::NOT_FOUND, "Transaction inconnue").into_response(),
     }
+}
+
+/// The PES of a transaction, as a browser downloads it; S²LOW sends any other request back to
+/// its Hélios home page (with the error in the session, not in the answer).
+async fn helios_file(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let state = shared.lock();
+    match query_id(&query, "id").and_then(|id| state.helios.get(&id)) {
+        Some(record) => (
+            [
+                (header::CONTENT_TYPE, "text/xml".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{}\"", record.file_name),
+                ),
+            ],
+            record.bytes.clone(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::FOUND,
+            [(header::LOCATION, "/modules/helios/index.php")],
+        )
+            .into_response(),
+    }
+}
+
+async fn helios_home() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!DOCTYPE html><html><head><title>S2LOW - Helios</title></head><body><h1>Helios</h1></body></html>",
+    )
+        .into_response()
 }
 
 #[cfg(test)]
