@@ -1,6 +1,6 @@
 //! The operator's side, with the real binary: `seing admin` prepares a tenant that
-//! `seing serve` then serves; `seing serve --demo` seeds once and prints how to log in; the
-//! demo PDF passes qpdf and poppler.
+//! `seing serve` then serves, and manages its trust store and server keys; `seing serve --demo`
+//! seeds once and prints how to log in; the demo PDF passes qpdf and poppler.
 
 #[path = "common/process.rs"]
 mod process;
@@ -312,6 +312,77 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
     )
     .unwrap();
     assert_eq!(status, 403);
+}
+
+/// The id `list-signing` shows on the line of `what`.
+fn listed_id(listing: &str, what: &str) -> String {
+    let line = listing
+        .lines()
+        .find(|l| l.contains(what))
+        .unwrap_or_else(|| panic!("{what} not listed: {listing}"));
+    line.split('\t').nth(1).unwrap().to_owned()
+}
+
+#[test]
+fn trust_store_and_server_keys_are_managed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let d = d.to_str().unwrap();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--data-dir", d];
+        all.extend_from_slice(args);
+        seing(&all, &[("SEING_ADMIN_PASSWORD", "admin-password-1")])
+    };
+    ok(admin(&[
+        "create-tenant",
+        "--name",
+        "Commune de Test",
+        "--siren",
+        SIREN,
+        "--departement",
+        "35",
+    ]));
+    let pki = seing_certs_test::TestPki::shared();
+    let out = ok(admin(&[
+        "add-trust-anchor",
+        "--tenant",
+        SIREN,
+        pki.root_ca.to_str().unwrap(),
+    ]));
+    assert!(out.contains("Seing Test AC Racine"), "{out}");
+    ok(admin(&[
+        "add-server-key",
+        "--tenant",
+        SIREN,
+        "--label",
+        "Cachet",
+        "--usage",
+        "seal",
+        "--uri",
+        "pkcs11:token=Mairie;object=cachet?module-path=/usr/lib/softhsm/libsofthsm2.so",
+    ]));
+    let listing = ok(admin(&["list-signing", "--tenant", SIREN]));
+    let anchor = listed_id(&listing, "Seing Test AC Racine");
+    let key = listed_id(&listing, "Cachet");
+
+    let out = ok(admin(&["remove-trust-anchor", "--tenant", SIREN, &anchor]));
+    assert!(out.contains("removed"), "{out}");
+    let out = ok(admin(&["remove-server-key", "--tenant", SIREN, &key]));
+    assert!(out.contains("removed"), "{out}");
+    assert_eq!(ok(admin(&["list-signing", "--tenant", SIREN])), "");
+    // Removed already, or not an id: a readable refusal, exit 3.
+    for (command, id) in [
+        ("remove-trust-anchor", &anchor),
+        ("remove-server-key", &key),
+    ] {
+        let again = admin(&[command, "--tenant", SIREN, id]);
+        assert_eq!(again.status.code(), Some(3), "{again:?}");
+        let stderr = String::from_utf8_lossy(&again.stderr);
+        assert!(stderr.contains("not found"), "{stderr}");
+        let bad = admin(&[command, "--tenant", SIREN, "pas-un-id"]);
+        assert_eq!(bad.status.code(), Some(3), "{bad:?}");
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid value 'pas-un-id'"));
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use seing_engine::Engine;
 use seing_engine::access::Role;
-use seing_engine::ids::{DeskId, DossierId, WebhookId};
+use seing_engine::ids::{DeskId, DossierId, ServerKeyId, TrustAnchorId, WebhookId};
 use seing_engine::model::{Actor, NewTenant, Tenant};
 use seing_engine::signing::{KeyUsage, NewServerKey};
 use seing_engine::webhooks::NewWebhook;
@@ -152,6 +152,24 @@ pub enum AdminCommand {
         tenant: String,
         /// JSON file of the settings (see docs/connectors.md).
         file: std::path::PathBuf,
+    },
+    /// Remove an entry (CA certificate or CRL) from a tenant's trust store, by the id that
+    /// `list-signing` shows.
+    RemoveTrustAnchor {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Id of the entry.
+        id: TrustAnchorId,
+    },
+    /// Forget a server key of a tenant, by the id that `list-signing` shows (the key stays on
+    /// the module; it can no longer sign).
+    RemoveServerKey {
+        /// SIREN of the tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Id of the key.
+        id: ServerKeyId,
     },
     /// List the tenant's PES that S²LOW took but whose transaction number was lost (a crash or
     /// a lost answer between the upload and its record).
@@ -522,6 +540,18 @@ async fn execute(engine: &Engine, command: AdminCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             println!("server key `{}` registered: {}", key.label, key.id);
+        }
+        AdminCommand::RemoveTrustAnchor { tenant: siren, id } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            engine.remove_trust_entry(by, id).await?;
+            println!("trust store entry {id} removed");
+        }
+        AdminCommand::RemoveServerKey { tenant: siren, id } => {
+            let tenant = tenant(engine, &siren).await?;
+            let by = tenant_admin(engine, &tenant).await?;
+            engine.remove_server_key(by, id).await?;
+            println!("server key {id} removed");
         }
         AdminCommand::UnnumberedPes { tenant: siren } => {
             let tenant = tenant(engine, &siren).await?;
