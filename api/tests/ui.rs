@@ -7,7 +7,7 @@
 //! SoftHSM2 token standing for the élu's USB key, on a port of its own that `seing serve
 //! --agent-port` tells the pages. The administration forms (webhooks, trust anchors, server
 //! keys) are used and refused in the browser, the batch's progress is watched row by row, a
-//! desk of 60 dossiers is paged, and a PES that the S²LOW double holds without the service
+//! desk of 110 dossiers is paged back and forth, and a PES that the S²LOW double holds without the service
 //! knowing its transaction number is given that number by the administrator.
 //! Screenshots of the main pages are kept in `target/ui-screenshots`.
 

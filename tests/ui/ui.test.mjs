@@ -479,12 +479,12 @@ await scenario("administration: a PES whose S²LOW answer was lost is given its 
   await journal.getByRole("cell", { name: "Numéro de transaction S²LOW saisi" }).waitFor();
 });
 
-await scenario("a tab of 60 dossiers is paged by 50, counters and filters kept across pages", async (page) => {
-  // 60 dossiers waiting for the finance desk's visa, found by the word « pagination ».
-  for (let i = 1; i <= 60; i++) {
+await scenario("a tab of 110 dossiers is paged by 50, back and forth, counters and filters kept across pages", async (page) => {
+  // 110 dossiers waiting for the finance desk's visa, found by the word « pagination ».
+  for (let i = 1; i <= 110; i++) {
     const form = new FormData();
     form.append("metadata", new Blob([JSON.stringify({
-      title: `Lot pagination n° ${String(i).padStart(2, "0")}`, circuit: pesCircuit.id, emitter_desk: desk("Finances").id,
+      title: `Lot pagination n° ${String(i).padStart(3, "0")}`, circuit: pesCircuit.id, emitter_desk: desk("Finances").id,
     })], { type: "application/json" }));
     form.append("main", new Blob([await readFile(join(pesDir, pesFiles[0]))], { type: "text/xml" }), "PES.xml");
     await asFinance("POST", "/dossiers", form);
@@ -493,24 +493,45 @@ await scenario("a tab of 60 dossiers is paged by 50, counters and filters kept a
   await page.getByLabel("Titre contient").fill("pagination");
   await page.getByRole("button", { name: "Filtrer" }).click();
   await page.waitForURL(/q=pagination/);
-  assert.equal(await count(page, "À traiter"), 60);
+  assert.equal(await count(page, "À traiter"), 110);
   const rows = page.locator("table.list tbody tr");
-  assert.equal(await rows.count(), 50);
   const pager = page.getByRole("navigation", { name: "Pages de l'onglet" });
-  assert.match(await pager.textContent(), /Dossiers 1 à 50 sur 60/);
-  const first = await rows.locator("td a").allTextContents();
+  const link = (name) => pager.getByRole("link", { name });
+  const titles = () => rows.locator("td a").allTextContents();
+  assert.equal(await rows.count(), 50);
+  assert.match(await pager.textContent(), /Dossiers 1 à 50 sur 110/);
+  assert.equal(await link("Page précédente").count(), 0);
+  assert.equal(await link("Première page").count(), 0);
+  const first = await titles();
   await page.screenshot({ path: join(shots, "bureau-pagination.png"), fullPage: true });
-  await pager.getByRole("link", { name: "Page suivante" }).click();
+  await link("Page suivante").click();
   await page.waitForURL(/apres=/);
   assert.match(page.url(), /q=pagination/);
-  assert.equal(await count(page, "À traiter"), 60);
+  assert.match(await pager.textContent(), /Dossiers 51 à 100 sur 110/);
+  // The page before is the first: one link to it, not two.
+  assert.equal(await link("Page précédente").count(), 1);
+  assert.equal(await link("Première page").count(), 0);
+  const second = await titles();
+  await link("Page suivante").click();
+  await pager.getByText("Dossiers 101 à 110 sur 110").waitFor();
+  assert.match(page.url(), /q=pagination/);
+  assert.equal(await count(page, "À traiter"), 110);
   assert.equal(await rows.count(), 10);
-  assert.match(await pager.textContent(), /Dossiers 51 à 60 sur 60/);
-  assert.equal(await pager.getByRole("link", { name: "Page suivante" }).count(), 0);
-  const second = await rows.locator("td a").allTextContents();
-  assert.equal(new Set([...first, ...second]).size, 60, "every dossier once across the pages");
-  assert.ok(second.every((t) => t.includes("pagination")));
-  await pager.getByRole("link", { name: "Première page" }).click();
+  assert.equal(await link("Page suivante").count(), 0);
+  const third = await titles();
+  assert.equal(new Set([...first, ...second, ...third]).size, 110, "every dossier once across the pages");
+  assert.ok(third.every((t) => t.includes("pagination")));
+  await link("Page précédente").click();
+  await pager.getByText("Dossiers 51 à 100 sur 110").waitFor();
+  assert.deepEqual(await titles(), second);
+  await link("Page précédente").click();
+  await pager.getByText("Dossiers 1 à 50 sur 110").waitFor();
+  assert.deepEqual(await titles(), first);
+  await link("Page suivante").click();
+  await link("Page suivante").click();
+  await pager.getByText("Dossiers 101 à 110 sur 110").waitFor();
+  await link("Première page").click();
+  await pager.getByText("Dossiers 1 à 50 sur 110").waitFor();
   assert.equal(await rows.count(), 50);
   // A forged cursor is a clear refusal, not a crash.
   assert.equal((await page.goto(`${base}/bureau?apres=pas-un-curseur`)).status(), 422);

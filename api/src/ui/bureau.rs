@@ -221,8 +221,10 @@ struct BureauPage {
     signable: usize,
     /// « 51 à 100 sur 1000 » when the tab holds more than one page.
     range: Option<String>,
-    /// The first page, when this is not it.
+    /// The first page, when it is neither this page nor the page before.
     first: Option<String>,
+    /// The page before, when this is not the first.
+    previous: Option<String>,
     /// The next page, if any.
     next: Option<String>,
 }
@@ -361,7 +363,13 @@ pub async fn page(
             listed.len()
         )
     });
-    let first = (start > 0).then(|| link(tab, None));
+    // The page before starts PAGE_SIZE rows earlier: after the row just before it, or at the
+    // top; « Première page » is offered besides only when that is not the top.
+    let previous = (start > 0).then(|| {
+        let from = start.saturating_sub(PAGE_SIZE);
+        link(tab, from.checked_sub(1).map(|i| Cursor::of(listed[i])))
+    });
+    let first = (start > PAGE_SIZE).then(|| link(tab, None));
     let rows: Vec<Row> = page_entries
         .iter()
         .map(|e| Row {
@@ -412,6 +420,7 @@ pub async fn page(
         rows,
         range,
         first,
+        previous,
         next,
     };
     render(&page)
