@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::problem::Problem;
+use crate::s2low::{ActesTransaction, S2lowStatus};
 
 /// Everything that can go wrong while building a package or reading a return.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,22 @@ pub enum Error {
     /// The request contradicts what is recorded; the reason says what.
     #[error("{0}")]
     Conflict(String),
+    /// S²LOW has the act's numéro interne already, in a transaction that can no longer go on
+    /// (in error, refused or cancelled): the act needs a new number before it is sent again.
+    #[error(
+        "S²LOW a déjà le numéro interne {number} (transaction {transaction}, {}) : donnez un nouveau numéro interne à l'acte puis renvoyez-le",
+        ended(*.status, .message.as_deref())
+    )]
+    NumberTaken {
+        /// The numéro interne.
+        number: String,
+        /// The transaction holding it.
+        transaction: ActesTransaction,
+        /// Where that transaction stands.
+        status: S2lowStatus,
+        /// S²LOW's message on it, if any.
+        message: Option<String>,
+    },
     /// The database holding the connectors' records failed.
     #[error("base de données : {0}")]
     Storage(String),
@@ -49,6 +66,20 @@ pub enum Error {
     /// A webhook delivery's `Seing-Signature` does not check out.
     #[error("signature de webhook refusée : {0}")]
     WebhookSignature(&'static str),
+}
+
+/// How a transaction that can no longer go on ended, in French, with S²LOW's message.
+fn ended(status: S2lowStatus, message: Option<&str>) -> String {
+    let state = match status {
+        S2lowStatus::Error => "en erreur".to_owned(),
+        S2lowStatus::Cancelled => "annulée".to_owned(),
+        S2lowStatus::Refused => "refusée".to_owned(),
+        other => format!("au statut {other}"),
+    };
+    match message.filter(|m| !m.is_empty()) {
+        Some(message) => format!("{state} : « {message} »"),
+        None => state,
+    }
 }
 
 /// Result with the crate's [`Error`].

@@ -7,9 +7,11 @@
 //! `connector_transmissions` right after it succeeds, and a recorded step is never sent again;
 //! in the window between the send and the record, the far side recognizes the repeat: S²LOW
 //! refuses an act whose numéro interne it has (the first transaction is then looked up by that
-//! number) and a PES whose SHA-1 it has; a drop-folder outbox already holds the same PES file,
-//! an archive of the same act, or the same SEDA package; an archive system reached by HTTP
-//! answers `409` to a `MessageIdentifier` it has.
+//! number; a number held by a transaction in error, refused or cancelled sends the dossier back
+//! to its emitter, who must give the act a new number) and a PES whose SHA-1 it has; a
+//! drop-folder outbox already holds the same PES file, an archive of the same act, or the same
+//! SEDA package; an archive system reached by HTTP answers `409` to a `MessageIdentifier` it
+//! has.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -136,6 +138,12 @@ pub struct PollRun {
 
 fn delivery(error: Error) -> DeliveryError {
     match error {
+        // The act cannot go under that number: back to the emitter, who gives it a new one.
+        Error::NumberTaken { transaction, .. } => DeliveryError::refused(
+            Refuser::Prefecture,
+            format!("s2low:{transaction}"),
+            error.to_string(),
+        ),
         Error::Transport(_) | Error::Storage(_) | Error::Io { .. } => {
             DeliveryError::transient(error.to_string())
         }
@@ -400,11 +408,7 @@ impl Connectors {
                 let id = blocking(move || {
                     let client = S2low::new(&config)?;
                     match client.create_actes(&valid) {
-                        Err(Error::Duplicate(_)) => client.find_actes(&key)?.ok_or_else(|| {
-                            Error::Transport(format!(
-                                "S²LOW a déjà un acte numéro {key} mais ne le retrouve pas"
-                            ))
-                        }),
+                        Err(Error::Duplicate(_)) => client.existing_actes(&key),
                         other => other,
                     }
                 })

@@ -1,6 +1,7 @@
 //! The S²LOW client against the S²LOW test double over HTTPS with client certificates (the test
 //! PKI's `tls-client` and `tls-server`): Actes and Hélios transactions from posting to
-//! acknowledgement or refusal, duplicates recognized (numéro interne, PES hash) and found again,
+//! acknowledgement or refusal, duplicates recognized (numéro interne, PES hash) and found again
+//! (a number held by a transaction in error or cancelled is taken for good),
 //! cancellation, login, every injected fault reported as the right kind of error, and a missing
 //! or foreign client certificate or an untrusted server refused with a message saying which.
 
@@ -12,7 +13,7 @@ use seing_connectors::actes::{
     ActeDocument, ActesMetadata, ActesReturn, SizeLimits, ValidActe, validate,
 };
 use seing_connectors::s2low::{
-    ActesTransaction, ClientIdentity, Credentials, S2low, S2lowConfig, S2lowStatus,
+    ActesTransaction, ClientIdentity, Credentials, ListedActes, S2low, S2lowConfig, S2lowStatus,
     TransmissionState,
 };
 use seing_s2low_double::{Fault, Options, Outcome, S2lowDouble, TestPki, Tls};
@@ -163,8 +164,73 @@ fn a_second_act_with_the_same_number_is_a_duplicate_and_is_found_again() {
         Err(Error::Duplicate(_))
     ));
     assert_eq!(double.actes().len(), 1);
-    assert_eq!(s2low.find_actes("DEL_2026_002").unwrap(), Some(first));
+    assert_eq!(
+        s2low.find_actes("DEL_2026_002").unwrap(),
+        Some(ListedActes {
+            transaction: first,
+            status: S2lowStatus::WaitingTransmission
+        })
+    );
     assert_eq!(s2low.find_actes("DEL_2026_999").unwrap(), None);
+    // The transaction is alive: it is the one to follow.
+    assert_eq!(s2low.existing_actes("DEL_2026_002").unwrap(), first);
+    assert!(matches!(
+        s2low.existing_actes("DEL_2026_999"),
+        Err(Error::Transport(m)) if m.contains("ne le retrouve pas")
+    ));
+}
+
+#[test]
+fn a_number_held_by_a_transaction_in_error_or_cancelled_is_taken_for_good() {
+    let double = S2lowDouble::start(tls());
+    let s2low = client(&double);
+    let dir = tempfile::tempdir().unwrap();
+    // In error, with the prefecture's reason.
+    let reason = "Acte refusé : classification 7.1 inconnue à la date de la décision";
+    double.next_outcome(Outcome::Refused(reason.into()));
+    let refused = acte(dir.path(), "DEL_2026_010");
+    let id = s2low.create_actes(&refused).unwrap();
+    third(|| s2low.actes_status(id).unwrap());
+    assert!(matches!(
+        s2low.create_actes(&refused),
+        Err(Error::Duplicate(_))
+    ));
+    assert_eq!(
+        s2low.find_actes("DEL_2026_010").unwrap(),
+        Some(ListedActes {
+            transaction: id,
+            status: S2lowStatus::Error
+        })
+    );
+    let error = s2low.existing_actes("DEL_2026_010").unwrap_err();
+    assert!(
+        matches!(&error, Error::NumberTaken { transaction, status: S2lowStatus::Error, .. } if *transaction == id),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "S²LOW a déjà le numéro interne DEL_2026_010 (transaction {id}, en erreur : « {reason} ») : \
+             donnez un nouveau numéro interne à l'acte puis renvoyez-le"
+        )
+    );
+
+    // Acknowledged, then cancelled.
+    let cancelled = acte(dir.path(), "DEL_2026_011");
+    let id = s2low.create_actes(&cancelled).unwrap();
+    third(|| s2low.actes_status(id).unwrap());
+    s2low.cancel_actes(id).unwrap();
+    assert_eq!(
+        s2low
+            .existing_actes("DEL_2026_011")
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "S²LOW a déjà le numéro interne DEL_2026_011 (transaction {id}, annulée) : \
+             donnez un nouveau numéro interne à l'acte puis renvoyez-le"
+        )
+    );
+    assert_eq!(double.actes().len(), 2);
 }
 
 #[test]

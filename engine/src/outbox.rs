@@ -12,6 +12,7 @@ use crate::engine::{Engine, db_time, json_col, parse_col, parse_opt_col};
 use crate::error::{EngineError, EngineResult};
 use crate::ids::{DossierId, JobId, TenantId};
 use crate::storage::Backend;
+use crate::workflow::Refuser;
 
 /// The kinds of side effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -138,6 +139,18 @@ pub struct DeliveryError {
     pub message: String,
     /// True when retrying cannot help (rejected by the receiver).
     pub permanent: bool,
+    /// Set when the outside system refused the dossier's documents at sending: the dispatcher
+    /// then sends the dossier back to its emitter, with `message` as the reason.
+    pub refusal: Option<Refusal>,
+}
+
+/// An outside system's refusal of a send (see [`DeliveryError::refused`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Who refused.
+    pub by: Refuser,
+    /// The outside system's reference for what it refused (its transaction, its message).
+    pub reference: String,
 }
 
 impl DeliveryError {
@@ -146,6 +159,7 @@ impl DeliveryError {
         Self {
             message: message.into(),
             permanent: false,
+            refusal: None,
         }
     }
 
@@ -154,6 +168,20 @@ impl DeliveryError {
         Self {
             message: message.into(),
             permanent: true,
+            refusal: None,
+        }
+    }
+
+    /// The outside system refused to take the documents, for `reason`: retrying cannot fix it,
+    /// and the emitter must change the dossier (the dispatcher sends it back as rejected).
+    pub fn refused(by: Refuser, reference: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            message: reason.into(),
+            permanent: true,
+            refusal: Some(Refusal {
+                by,
+                reference: reference.into(),
+            }),
         }
     }
 }

@@ -82,6 +82,30 @@ impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> Dispatcher<T, N
             Err(e) => Err(DeliveryError::transient(e.to_string())),
         }
     }
+
+    /// The receipt of a send; a send the outside system refused first sends the dossier back
+    /// to its emitter with the refusal's reason, then fails the job with it.
+    async fn sent(
+        &self,
+        job: &Job,
+        outcome: Result<Receipt, DeliveryError>,
+    ) -> Result<Receipt, DeliveryError> {
+        let error = match outcome {
+            Ok(receipt) => return Ok(receipt),
+            Err(error) => error,
+        };
+        if let Some(refusal) = &error.refusal {
+            let event = ConnectorEvent::Refused {
+                by: refusal.by,
+                reason: error.message.clone(),
+            };
+            let reference = Receipt {
+                reference: refusal.reference.clone(),
+            };
+            self.report(job, event, reference).await?;
+        }
+        Err(error)
+    }
 }
 
 impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> JobHandler
@@ -93,15 +117,17 @@ impl<T: Transmitter, N: Notifier, A: Archiver, W: WebhookSender> JobHandler
             JobKind::Transmission => {
                 let channel = serde_json::from_value::<Channel>(job.payload["channel"].clone())
                     .map_err(|_| DeliveryError::permanent("transmission job without a channel"))?;
-                let receipt = self.transmitter.transmit(job, channel).await?;
+                let receipt = self
+                    .sent(job, self.transmitter.transmit(job, channel).await)
+                    .await?;
                 self.report(job, ConnectorEvent::Transmitted, receipt).await
             }
             JobKind::Notification => {
-                let receipt = self.notifier.notify(job).await?;
+                let receipt = self.sent(job, self.notifier.notify(job).await).await?;
                 self.report(job, ConnectorEvent::Transmitted, receipt).await
             }
             JobKind::Archive => {
-                let receipt = self.archiver.archive(job).await?;
+                let receipt = self.sent(job, self.archiver.archive(job).await).await?;
                 self.report(job, ConnectorEvent::Archived, receipt).await
             }
         }

@@ -167,7 +167,8 @@ pub fn resolve_steps(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refuser {
-    /// The prefecture (@ctes anomaly, refused or cancelled Actes transaction).
+    /// The prefecture (@ctes anomaly, refused or cancelled Actes transaction, or an act that
+    /// S²LOW refuses to take).
     Prefecture,
     /// The DGFiP (a `PES_Acquit` refusing the file).
     Dgfip,
@@ -425,11 +426,15 @@ impl Progress {
                     Refuser::Dgfip => step.channel == Some(Channel::Helios),
                     Refuser::Archive => step.action == StepAction::Archive,
                 };
+                // A transmission is refused once sent, or at sending by the platform itself.
                 let waiting = if step.action == StepAction::Archive {
                     self.state != DossierState::Archived
                 } else {
                     step.action == StepAction::Transmission
-                        && self.state == DossierState::Transmitted
+                        && matches!(
+                            self.state,
+                            DossierState::Finished | DossierState::Transmitted
+                        )
                 };
                 expected_state(expected && waiting)?;
                 self.state = DossierState::Rejected;
@@ -578,8 +583,22 @@ mod tests {
             by,
             reason: "r".into(),
         };
-        // Not sent yet; then sent, but neither the DGFiP nor the archive answer for an act.
-        assert!(p.connector_event(refused(Refuser::Prefecture)).is_err());
+        // Neither the DGFiP nor the archive answer for an act, sent or not.
+        assert!(p.connector_event(refused(Refuser::Dgfip)).is_err());
+        assert!(p.connector_event(refused(Refuser::Archive)).is_err());
+        // The platform may refuse the act at sending: back to the emitter from that step.
+        let mut at_sending = p.clone();
+        assert_eq!(
+            at_sending
+                .connector_event(refused(Refuser::Prefecture))
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            (at_sending.state, at_sending.current_step),
+            (DossierState::Rejected, 1)
+        );
+        at_sending.check().unwrap();
         p.connector_event(ConnectorEvent::Transmitted).unwrap();
         assert!(p.connector_event(refused(Refuser::Dgfip)).is_err());
         assert!(p.connector_event(refused(Refuser::Archive)).is_err());

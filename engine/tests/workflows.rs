@@ -1136,9 +1136,9 @@ async fn refusals_and_expiry(h: &Harness) {
     e.sign(w.users["maire"], pes, input(), signed(b"<PES signed/>"))
         .await
         .unwrap();
-    // Refused before it was even sent: out of place.
+    // The archive has no say on a transmission step, even before the file is sent.
     let early = ConnectorEvent::Refused {
-        by: Refuser::Dgfip,
+        by: Refuser::Archive,
         reason: "x".into(),
     };
     assert!(matches!(

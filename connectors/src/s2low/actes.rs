@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::client::{S2low, first_line, latin1_or_utf8, ok_lines};
 use super::multipart::Form;
-use super::status::S2lowStatus;
+use super::status::{S2lowStatus, TransmissionState};
 use crate::actes::{ActesReturn, ValidActe, parse_return};
 use crate::dates::format_date;
 use crate::paths::file_name;
@@ -17,8 +17,10 @@ const STATUS: &str = "/modules/actes/actes_transac_get_status.php";
 const CANCEL: &str = "/modules/actes/actes_transac_cancel.php";
 const LIST: &str = "/modules/actes/api/list_actes.php";
 
-/// The statuses a live act can be at, searched in this order when looking an act up again.
-const LIVE_STATUSES: [i32; 7] = [1, 2, 3, 4, 5, 6, -1];
+/// The statuses searched, in this order, when looking an act up again by its number: those of
+/// a live act first, then those of an act that can no longer go on (error, refused, cancelled),
+/// which still holds its number.
+const LISTED_STATUSES: [i32; 8] = [1, 2, 3, 4, 5, -1, 6, 0];
 
 /// An S²LOW Actes transaction number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,6 +30,15 @@ impl std::fmt::Display for ActesTransaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.0)
     }
+}
+
+/// An act found again by its numéro interne: its transaction and where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedActes {
+    /// The transaction.
+    pub transaction: ActesTransaction,
+    /// Its status when listed.
+    pub status: S2lowStatus,
 }
 
 /// Where an act stands on S²LOW.
@@ -81,7 +92,7 @@ impl S2low {
     /// Posts an act (`actes_transac_create.php`) and returns its transaction number.
     ///
     /// A second act with the same numéro interne is refused by S²LOW:
-    /// [`Error::Duplicate`]; [`S2low::find_actes`] then finds the first one again.
+    /// [`Error::Duplicate`]; [`S2low::existing_actes`] then finds the first one again.
     pub fn create_actes(&self, acte: &ValidActe) -> Result<ActesTransaction> {
         let mut form = Form::new()
             .text("api", "1")
@@ -131,9 +142,10 @@ impl S2low {
     }
 
     /// Finds the authority's act with numéro interne `number` (`api/list_actes.php`, status by
-    /// status), to recover a transaction whose creation answer was lost.
-    pub fn find_actes(&self, number: &str) -> Result<Option<ActesTransaction>> {
-        for status in LIVE_STATUSES {
+    /// status), to recover a transaction whose creation answer was lost, or to tell that the
+    /// number belongs to a transaction in error, refused or cancelled.
+    pub fn find_actes(&self, number: &str) -> Result<Option<ListedActes>> {
+        for status in LISTED_STATUSES {
             let body = self.get(&format!("{LIST}?status_id={status}&offset=0&limit=1000"))?;
             let listing: Listing = serde_json::from_slice(&body)
                 .map_err(|e| Error::Transport(format!("S²LOW {LIST} : JSON illisible ({e})")))?;
@@ -144,13 +156,49 @@ impl S2low {
                         serde_json::Value::String(s) => s.parse().ok(),
                         _ => None,
                     };
-                    return id.map(|id| Some(ActesTransaction(id))).ok_or_else(|| {
-                        Error::Transport(format!("S²LOW {LIST} : identifiant illisible"))
-                    });
+                    return id
+                        .map(|id| {
+                            Some(ListedActes {
+                                transaction: ActesTransaction(id),
+                                status: S2lowStatus::from_code(status),
+                            })
+                        })
+                        .ok_or_else(|| {
+                            Error::Transport(format!("S²LOW {LIST} : identifiant illisible"))
+                        });
                 }
             }
         }
         Ok(None)
+    }
+
+    /// The transaction of the act S²LOW refused as a repeat of numéro interne `number`: the
+    /// one whose creation answer was lost, while it is alive; [`Error::NumberTaken`] when the
+    /// number belongs to a transaction in error, refused or cancelled (with S²LOW's message
+    /// for one in error), which no new act can take over.
+    pub fn existing_actes(&self, number: &str) -> Result<ActesTransaction> {
+        let listed = self.find_actes(number)?.ok_or_else(|| {
+            Error::Transport(format!(
+                "S²LOW a déjà un acte numéro {number} mais ne le retrouve pas"
+            ))
+        })?;
+        if !matches!(
+            listed.status.state(),
+            TransmissionState::Refused | TransmissionState::Cancelled
+        ) {
+            return Ok(listed.transaction);
+        }
+        let message = if listed.status == S2lowStatus::Error {
+            self.actes_status(listed.transaction)?.message
+        } else {
+            None
+        };
+        Err(Error::NumberTaken {
+            number: number.to_owned(),
+            transaction: listed.transaction,
+            status: listed.status,
+            message,
+        })
     }
 
     /// The status of an act (`actes_transac_get_status.php`), with the prefecture's return.

@@ -34,7 +34,7 @@ mod helios;
 mod multipart;
 mod status;
 
-pub use actes::{ActesStatusReport, ActesTransaction};
+pub use actes::{ActesStatusReport, ActesTransaction, ListedActes};
 pub use client::{ClientIdentity, Credentials, S2low, S2lowConfig};
 pub use helios::{HeliosStatusReport, HeliosTransaction};
 pub use status::{S2lowStatus, TransmissionState};
