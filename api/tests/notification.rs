@@ -1,58 +1,42 @@
-//! Notification of a procurement award (`marches-notification`) through the API, against a real
-//! SMTP server (Python `aiosmtpd`, started by the test) and the test TSA: the mail carries a
-//! unique link; its first opening returns the signed document and records an RFC 3161
-//! timestamped receipt in the journal (`acknowledged`); later openings change nothing; unknown
-//! links are not found; a link past its deadline is refused and reported as expired: the dossier
-//! goes back to its emitter, and once resubmitted a new mail carries a new link.
+//! Notification of a procurement award (`marches-notification`) through the REST API and the
+//! service's outbox worker, on SQLite and PostgreSQL, against a real SMTP server (Python
+//! `aiosmtpd`, started by the test) and the test TSA: software creates the dossiers, the
+//! procurement desk visas them and the mayor signs them through the two-phase API; the worker
+//! mails each recipient a unique link. Its first opening returns the signed document and records
+//! an RFC 3161 timestamped receipt in the journal (`acknowledged`), then the worker archives the
+//! dossier (`archived`), with a webhook for each transition, in order, each HMAC checked; later
+//! openings change nothing; unknown links are not found; a link past its deadline is refused and
+//! reported as expired: the dossier goes back to its emitter, and once resubmitted a new mail
+//! carries a new link. The service and the API calls are `common/service.rs`.
 
+// Each test binary uses a part of the shared helpers.
+#[allow(dead_code)]
+#[path = "common/database.rs"]
+mod database;
+#[path = "common/multipart.rs"]
+mod multipart;
+#[allow(dead_code)]
+#[path = "common/service.rs"]
+mod service;
+#[path = "common/signing_keys.rs"]
+mod signing_keys;
 #[path = "../../connectors/tests/common/smtp.rs"]
 mod smtp;
 #[path = "common/tenant.rs"]
 mod tenant;
+#[allow(dead_code)]
+#[path = "common/webhook_receiver.rs"]
+mod webhook_receiver;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use seing_api::http::{ApiSettings, ApiState};
-use seing_api::server::{AppState, router};
-use seing_certs_test::pki::TestPki;
-use seing_certs_test::tsa::TestTsa;
-use seing_connectors::ports::Connectors;
-use seing_connectors::settings::store_settings;
-use seing_engine::Engine;
-use seing_engine::circuit::Template;
-use seing_engine::clock::SystemClock;
-use seing_engine::docstore::DocumentStore;
-use seing_engine::metadata::MetaValue;
-use seing_engine::model::{ActionInput, NewDocument, NewDossier, SignedOutput};
-use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
-use seing_engine::ports::{Dispatcher, Receipt, Transmitter, WebhookSender};
-use seing_engine::storage::Database;
-use seing_engine::workflow::{DossierState, RejectionOrigin};
-use serde_json::json;
+use axum::http::StatusCode;
+use database::Kind;
+use seing_engine::ids::DossierId;
+use serde_json::{Value, json};
+use service::{EVERY_TRANSITION, Service};
 use smtp::Smtp;
-use tenant::TestTenant;
-use tower::ServiceExt;
+use webhook_receiver::{Worker, eventually};
 
-struct Elsewhere;
-
-impl WebhookSender for Elsewhere {
-    async fn deliver(&self, _job: &Job) -> Result<(), DeliveryError> {
-        Ok(())
-    }
-}
-
-impl Transmitter for Elsewhere {
-    async fn transmit(
-        &self,
-        _job: &Job,
-        _channel: seing_engine::circuit::Channel,
-    ) -> Result<Receipt, DeliveryError> {
-        Err(DeliveryError::permanent("hors du test"))
-    }
-}
+const RECIPIENT: &str = "offres@entreprise-dupont.fr";
 
 /// The link of a mail, unfolded from its quoted-printable lines.
 fn link(message: &str) -> String {
@@ -65,304 +49,220 @@ fn link(message: &str) -> String {
         .to_owned()
 }
 
+/// Waits (30 s at most) until the SMTP server holds `count` messages; them (no more).
+async fn mails(smtp: &Smtp, count: usize) -> Vec<String> {
+    let messages = eventually(async || {
+        let messages = smtp.messages();
+        if messages.len() >= count {
+            Ok(messages)
+        } else {
+            Err(format!("{} mails of {count}", messages.len()))
+        }
+    })
+    .await;
+    assert_eq!(messages.len(), count, "{messages:?}");
+    messages
+}
+
+/// The journal entry of `action` about dossier `id` (the last one).
+async fn entry(service: &Service, id: &str, action: &str) -> Value {
+    service
+        .journal(id)
+        .await
+        .into_iter()
+        .rfind(|e| e["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} in the journal of {id}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn award_is_notified_and_its_opening_is_a_timestamped_receipt() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(smtp) = Smtp::start(dir.path(), &[]) else {
+async fn award_is_notified_and_its_opening_is_a_timestamped_receipt_on_sqlite() {
+    award_is_notified(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn award_is_notified_and_its_opening_is_a_timestamped_receipt_on_postgres() {
+    award_is_notified(Kind::Postgres).await;
+}
+
+async fn award_is_notified(kind: Kind) {
+    let Some(service) = Service::start(
+        kind,
+        &[
+            ("marches", "marches"),
+            ("maire", "maire"),
+            ("secretariat", "logiciel"),
+        ],
+        "logiciel",
+    )
+    .await
+    else {
         return;
     };
-    let tsa = TestTsa::start(TestPki::shared()).unwrap();
-
-    let db = Database::connect(&format!("sqlite:{}", dir.path().join("seing.db").display()))
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    let engine = Engine::new(
-        db.clone(),
-        DocumentStore::new(dir.path().join("documents")),
-        Arc::new(SystemClock),
-        Template::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows")).unwrap(),
-    );
-    let app = router(
-        Arc::new(AppState { database: db }),
-        Arc::new(ApiState {
-            engine: engine.clone(),
-            settings: ApiSettings::default(),
-        }),
-    );
-    let TestTenant {
-        admin,
-        actors,
-        desks,
-    } = TestTenant::create(
-        &engine,
-        "Commune de Démo",
-        "213500002",
-        &[("marches", "marches"), ("maire", "maire")],
-    )
-    .await;
-    let circuit = engine
-        .create_circuit(
-            admin,
-            "marches-notification",
-            "marches-notification",
-            &[("marches".to_owned(), desks["marches"])]
-                .into_iter()
-                .collect(),
-        )
-        .await
-        .unwrap();
-    store_settings(
-        &engine,
-        admin.tenant,
-        &json!({
+    service.subscribe().await;
+    let Some(smtp) = Smtp::start(&service.root, &[]) else {
+        service.close().await;
+        return;
+    };
+    let circuit = service
+        .circuit("marches-notification", &[("marches", "marches")])
+        .await;
+    service
+        .connectors(json!({
             "notification": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
                 "from": "Commune de Démo <marches@mairie-demo.fr>",
                 "public_url": "https://parapheur.mairie-demo.fr", "link_days": 15,
-                "tsa_url": tsa.url()},
-            "archive": {"drop_folder": {"outbox": dir.path().join("sae/sortie"),
-                                        "inbox": dir.path().join("sae/entree")},
+                "tsa_url": service.tsa.url()},
+            "archive": {"drop_folder": {"outbox": service.root.join("sae/sortie"),
+                                        "inbox": service.root.join("sae/entree")},
                         "archival_agency": "AD35", "transferring_agency": "MAIRIE"}
-        })
-        .to_string(),
-        time::OffsetDateTime::now_utc(),
-    )
-    .await
-    .unwrap();
+        }))
+        .await;
+    let worker = Worker::start(&service.engine);
 
-    let connectors = Connectors::new(engine.clone());
-    let dispatcher = Dispatcher {
-        engine: engine.clone(),
-        transmitter: Elsewhere,
-        notifier: connectors.clone(),
-        archiver: connectors.clone(),
-        webhooks: Elsewhere,
-    };
-    let deliver = || async {
-        let policy = RetryPolicy::default();
-        loop {
-            let run = engine
-                .run_outbox_once(&dispatcher, &policy, 20)
-                .await
-                .unwrap();
-            assert_eq!(run.failed + run.retried, 0);
-            if run.done == 0 {
-                break;
-            }
-        }
-    };
-
-    let award = |title: &str| NewDossier {
-        circuit: circuit.id,
-        emitter_desk: desks["marches"],
-        title: title.into(),
-        main: NewDocument {
-            name: "notification-attribution.pdf".into(),
-            media_type: "application/pdf".into(),
-            bytes: b"%PDF-1.7 attribution\n%%EOF\n".to_vec(),
-        },
-        annexes: vec![],
-        metadata: [(
-            "destinataire_email".to_owned(),
-            MetaValue::Text("offres@entreprise-dupont.fr".into()),
-        )]
-        .into_iter()
-        .collect(),
-        chosen_desks: [("signataire".to_owned(), desks["maire"])]
-            .into_iter()
-            .collect(),
-        deadline: None,
-    };
-    let signed = b"%PDF-1.7 attribution signee\n%%EOF\n";
     let mut ids = Vec::new();
+    let mut pdfs = Vec::new();
     for title in ["Marché 2026-014 voirie", "Marché 2026-015 éclairage"] {
-        let d = engine
-            .create_dossier(actors["marches"], award(title))
-            .await
-            .unwrap();
-        engine.submit(actors["marches"], d.id, None).await.unwrap();
-        engine
-            .visa(actors["marches"], d.id, ActionInput::default())
-            .await
-            .unwrap();
-        engine
-            .sign(
-                actors["maire"],
-                d.id,
-                ActionInput::default(),
-                SignedOutput {
-                    documents: vec![NewDocument {
-                        name: "notification-attribution.pdf".into(),
-                        media_type: "application/pdf".into(),
-                        bytes: signed.to_vec(),
-                    }],
-                    signatures: vec![],
-                },
+        let pdf = seing_api::demo::demo_pdf(title);
+        let id = service
+            .create(
+                json!({
+                    "title": title,
+                    "circuit": circuit,
+                    "emitter_desk": service.desks["secretariat"],
+                    "metadata": {"destinataire_email": RECIPIENT},
+                    "chosen_desks": {"signataire": service.desks["maire"]},
+                }),
+                ("notification-attribution.pdf", &pdf),
             )
-            .await
-            .unwrap();
-        ids.push(d.id);
+            .await;
+        service.visa(&id, "marches", json!({})).await;
+        service.sign(&id, "maire").await;
+        ids.push(id);
+        pdfs.push(pdf);
     }
-    deliver().await;
-    let state = |id| {
-        let engine = engine.clone();
-        let maire = actors["maire"];
-        async move { engine.dossier(maire, id).await.unwrap().state }
-    };
-    assert_eq!(state(ids[0]).await, DossierState::Transmitted);
-
-    let messages = smtp.messages();
-    assert_eq!(messages.len(), 2, "{messages:?}");
+    for id in &ids {
+        service.wait_state(id, "transmitted").await;
+    }
+    let messages = mails(&smtp, 2).await;
     let first = messages
         .iter()
         .find(|m| m.contains("2026-014"))
         .expect("the first award's mail");
-    assert!(first.contains("offres@entreprise-dupont.fr"), "{first}");
+    assert!(first.contains(RECIPIENT), "{first}");
     let links: Vec<String> = messages.iter().map(|m| link(m)).collect();
     assert_ne!(links[0], links[1]);
     let first_link = link(first);
 
-    let get = |uri: String| {
-        let app = app.clone();
-        async move {
-            let response = app
-                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
-            let status = response.status();
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (status, body.to_vec())
-        }
-    };
     assert_eq!(
-        get("/api/v1/notifications/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into())
+        service
+            .open("/api/v1/notifications/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
             .await
             .0,
         StatusCode::NOT_FOUND
     );
-    let (status, body) = get(first_link.clone()).await;
+    // The recipient gets the PAdES-signed award.
+    let (status, body) = service.open(&first_link).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, signed);
-    assert_eq!(state(ids[0]).await, DossierState::Acknowledged);
-    let journal = engine
-        .connector_journal(admin.tenant, ids[0])
+    assert!(body.starts_with(&pdfs[0]) && body.len() > pdfs[0].len());
+    // Acknowledged, then archived by the worker at once.
+    let state = service.state(&ids[0]).await;
+    assert!(
+        ["acknowledged", "archived"].contains(&state.as_str()),
+        "{state}"
+    );
+    let receipt = entry(&service, &ids[0], "acknowledged").await;
+    let detail = receipt["detail"].as_str().unwrap();
+    assert!(detail.contains(RECIPIENT), "{detail}");
+    assert!(detail.contains("horodaté"), "{detail}");
+    let token_sha = detail.split("jeton ").nth(1).unwrap().get(..64).unwrap();
+    let token = service
+        .engine
+        .documents_store()
+        .get(token_sha)
         .await
         .unwrap();
-    let receipt = journal.iter().find(|e| e.action == "acknowledged").unwrap();
-    assert!(
-        receipt.detail.contains("offres@entreprise-dupont.fr"),
-        "{}",
-        receipt.detail
-    );
-    assert!(receipt.detail.contains("horodaté"), "{}", receipt.detail);
-    let token_sha = receipt
-        .detail
-        .split("jeton ")
-        .nth(1)
-        .unwrap()
-        .get(..64)
-        .unwrap()
-        .to_owned();
-    let token = engine.documents_store().get(&token_sha).await.unwrap();
     let parsed = seing_signer::tsp::parse_token(&token).unwrap();
     assert!(parsed.tsa_certificate.is_some());
     let age = time::OffsetDateTime::now_utc() - parsed.gen_time;
     assert!(age < time::Duration::minutes(5), "{age}");
 
     // A second opening serves the document again and records nothing more.
-    let (status, _) = get(first_link).await;
-    assert_eq!(status, StatusCode::OK);
-    let again = engine
-        .connector_journal(admin.tenant, ids[0])
+    assert_eq!(service.open(&first_link).await.0, StatusCode::OK);
+    let acknowledged = service
+        .journal(&ids[0])
         .await
-        .unwrap();
+        .iter()
+        .filter(|e| e["action"] == "acknowledged")
+        .count();
+    assert_eq!(acknowledged, 1);
+    service.wait_state(&ids[0], "archived").await;
     assert_eq!(
-        again.iter().filter(|e| e.action == "acknowledged").count(),
-        1
+        service.wait_webhooks(&ids[0], EVERY_TRANSITION.len()).await,
+        EVERY_TRANSITION
     );
-    deliver().await;
-    assert_eq!(state(ids[0]).await, DossierState::Archived);
 
-    // The second link passes its deadline unopened: refused, and reported as expired; the
-    // dossier goes back to its emitter saying so.
-    let pool = engine.database().pool();
+    // The second link passes its deadline unopened: refused, and reported as expired by the
+    // worker; the dossier goes back to its emitter saying so.
+    let pool = service.engine.database().pool();
     let detail: String =
         sqlx::query_scalar("SELECT detail FROM connector_transmissions WHERE dossier_id = $1")
-            .bind(ids[1].to_string())
+            .bind(ids[1].clone())
             .fetch_one(pool)
             .await
             .unwrap();
-    let mut detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+    let mut detail: Value = serde_json::from_str(&detail).unwrap();
     detail["expires_at"] = json!("2020-01-01T00:00:00Z");
     sqlx::query("UPDATE connector_transmissions SET detail = $1 WHERE dossier_id = $2")
         .bind(detail.to_string())
-        .bind(ids[1].to_string())
+        .bind(ids[1].clone())
         .execute(pool)
         .await
         .unwrap();
-    let second_link = links.iter().find(|l| **l != link(first)).unwrap().clone();
-    assert_eq!(get(second_link.clone()).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(connectors.poll().await.unwrap().expired, 1);
-    assert_eq!(get(second_link.clone()).await.0, StatusCode::FORBIDDEN);
-    let back = engine.dossier(actors["marches"], ids[1]).await.unwrap();
-    assert_eq!(back.state, DossierState::Rejected);
-    let rejection = back.rejection.unwrap();
-    assert_eq!(rejection.reason, "lien expiré sans ouverture");
-    assert_eq!(rejection.origin, RejectionOrigin::Recipient);
-    let journal = engine
-        .connector_journal(admin.tenant, ids[1])
-        .await
-        .unwrap();
-    let expired = journal.last().unwrap();
-    assert_eq!(expired.action, "expired");
-    assert!(
-        expired.detail.contains("offres@entreprise-dupont.fr"),
-        "{}",
-        expired.detail
+    let second_link = links.iter().find(|l| **l != first_link).unwrap().clone();
+    assert_eq!(service.open(&second_link).await.0, StatusCode::FORBIDDEN);
+    service.wait_state(&ids[1], "rejected").await;
+    assert_eq!(service.open(&second_link).await.0, StatusCode::FORBIDDEN);
+    let back = service.dossier(&ids[1]).await;
+    assert_eq!(
+        (&back["rejection"]["reason"], &back["rejection"]["origin"]),
+        (&json!("lien expiré sans ouverture"), &json!("recipient")),
+        "{back}"
     );
-    assert_eq!(connectors.poll().await.unwrap().expired, 0);
+    let expired = service.journal(&ids[1]).await.pop().unwrap();
+    assert_eq!(expired["action"], "expired", "{expired}");
+    assert!(
+        expired["detail"].as_str().unwrap().contains(RECIPIENT),
+        "{expired}"
+    );
+    let events = service.wait_webhooks(&ids[1], 9).await;
+    assert_eq!(
+        events[6..],
+        ["dossier.transmitted", "dossier.expired", "dossier.rejected"],
+        "{events:?}"
+    );
 
     // The emitter resubmits it: once signed again, a new mail goes out with a new link.
-    engine
-        .recycle(actors["marches"], ids[1], None)
+    let dossier: DossierId = ids[1].parse().unwrap();
+    service
+        .engine
+        .recycle(service.actors["logiciel"], dossier, None)
         .await
         .unwrap();
-    engine
-        .submit(actors["marches"], ids[1], None)
-        .await
-        .unwrap();
-    engine
-        .visa(actors["marches"], ids[1], ActionInput::default())
-        .await
-        .unwrap();
-    engine
-        .sign(
-            actors["maire"],
-            ids[1],
-            ActionInput::default(),
-            SignedOutput {
-                documents: vec![NewDocument {
-                    name: "notification-attribution.pdf".into(),
-                    media_type: "application/pdf".into(),
-                    bytes: signed.to_vec(),
-                }],
-                signatures: vec![],
-            },
-        )
-        .await
-        .unwrap();
-    deliver().await;
-    assert_eq!(state(ids[1]).await, DossierState::Transmitted);
-    let messages = smtp.messages();
-    assert_eq!(messages.len(), 3, "{messages:?}");
+    service.submit(&ids[1]).await;
+    service.visa(&ids[1], "marches", json!({})).await;
+    service.sign(&ids[1], "maire").await;
+    service.wait_state(&ids[1], "transmitted").await;
+    let messages = mails(&smtp, 3).await;
     let third_link = messages
         .iter()
         .map(|m| link(m))
         .find(|l| !links.contains(l))
         .expect("a mail with a new link");
-    assert_eq!(get(second_link).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(get(third_link).await.0, StatusCode::OK);
-    assert_eq!(state(ids[1]).await, DossierState::Acknowledged);
+    assert_eq!(service.open(&second_link).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = service.open(&third_link).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with(&pdfs[1]) && body.len() > pdfs[1].len());
+    service.wait_state(&ids[1], "archived").await;
+    worker.stop().await;
+    service.close().await;
 }

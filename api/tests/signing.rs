@@ -9,6 +9,8 @@
 
 #[path = "common/database.rs"]
 mod database;
+#[path = "common/multipart.rs"]
+mod multipart;
 #[path = "common/resources.rs"]
 mod resources;
 #[path = "common/signing_keys.rs"]
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use database::{Kind, TestDatabase};
+use multipart::{content_type, multipart};
 use resources::{on_ci, pes, resource, specs};
 use seing_api::http::{ApiSettings, ApiState, auth};
 use seing_api::server::{AppState, router};
@@ -133,27 +136,6 @@ impl Http {
         assert_eq!(got, status, "{method} {path}: {value}");
         value
     }
-}
-
-const BOUNDARY: &str = "seing-signing-boundary";
-
-fn multipart(parts: &[(&str, Option<&str>, &str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (name, file, media_type, bytes) in parts {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-        let disposition = match file {
-            Some(f) => format!("form-data; name=\"{name}\"; filename=\"{f}\""),
-            None => format!("form-data; name=\"{name}\""),
-        };
-        body.extend_from_slice(
-            format!("Content-Disposition: {disposition}\r\nContent-Type: {media_type}\r\n\r\n")
-                .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
 }
 
 /// One in-process service listening on a TCP port, on a fresh database.
@@ -338,7 +320,7 @@ fn dossier(http: &Http, w: &World, circuit: &str, main: (&str, &str, &[u8])) -> 
         "POST",
         "/dossiers",
         &w.tokens["logiciel"],
-        Some((&format!("multipart/form-data; boundary={BOUNDARY}"), form)),
+        Some((&content_type(), form)),
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     let id = serde_json::from_slice::<Value>(&body).unwrap()["id"]
@@ -564,7 +546,7 @@ fn fifteen_pes_signed_by_the_client(kind: Kind) {
                 "POST",
                 "/verifications",
                 &a.tokens["logiciel"],
-                Some((&format!("multipart/form-data; boundary={BOUNDARY}"), form)),
+                Some((&content_type(), form)),
             );
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             let report: Value = serde_json::from_slice(&body).unwrap();

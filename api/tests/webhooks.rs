@@ -1,243 +1,93 @@
 //! Webhooks end to end, on SQLite and on PostgreSQL: subscriptions made through the API, a
 //! dossier driven through the API, the service's outbox worker delivering to a local HTTP
 //! receiver that checks each HMAC signature and timestamp; a receiver answering 500 gets the
-//! event again and then never more; a deleted subscription gets nothing.
+//! event again and then never more; a deleted subscription gets nothing. The service and the API
+//! calls are `common/service.rs`.
 
+// Each test binary uses a part of the shared helpers.
+#[allow(dead_code)]
 #[path = "common/database.rs"]
 mod database;
+#[allow(dead_code)]
+#[path = "common/multipart.rs"]
+mod multipart;
+#[allow(dead_code)]
+#[path = "common/service.rs"]
+mod service;
+#[allow(dead_code)]
+#[path = "common/signing_keys.rs"]
+mod signing_keys;
 #[path = "common/tenant.rs"]
 mod tenant;
+#[allow(dead_code)]
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use database::{Kind, TestDatabase};
-use seing_api::http::{ApiSettings, ApiState, auth};
-use seing_api::server::{AppState, router};
-use seing_engine::Engine;
-use seing_engine::access::Role;
-use seing_engine::clock::SystemClock;
-use seing_engine::docstore::DocumentStore;
-use seing_engine::ids::{DeskId, DossierId};
-use seing_engine::model::{ActionInput, Actor, NewDocument, SignedOutput};
+use axum::http::{Method, StatusCode};
+use database::Kind;
+use seing_engine::ids::{CircuitId, DossierId};
+use seing_engine::model::{ActionInput, NewDocument, SignedOutput};
 use seing_engine::outbox::JobStatus;
-use serde_json::{Value, json};
-use tenant::TestTenant;
-use tower::ServiceExt;
-use webhook_receiver::{Receiver, Worker};
+use serde_json::json;
+use service::Service;
+use webhook_receiver::Worker;
 
-const SIREN: &str = "217500008";
 const SECRET: &str = "secret-du-recepteur-erp";
 
-/// The service on a fresh database, with a tenant (Finances → visa, Maire → signature).
-struct Service {
-    app: Router,
-    engine: Engine,
-    database: TestDatabase,
-    admin: Actor,
-    fin: Actor,
-    maire: Actor,
-    finances: DeskId,
-    circuit: String,
-    _dir: tempfile::TempDir,
+/// Creates a dossier on `circuit` through the API, as the finance desk's software (sent into its
+/// circuit at once).
+async fn submitted(service: &Service, circuit: CircuitId, title: &str) -> DossierId {
+    let fields = json!({"title": title, "circuit": circuit, "emitter_desk": service.desks["Finances"], "metadata": {}});
+    let pdf = seing_api::demo::demo_pdf(title);
+    let id = service.create(fields, ("d.pdf", &pdf)).await;
+    id.parse().unwrap()
 }
 
-impl Service {
-    async fn new(postgres: bool) -> Option<Self> {
-        let dir = tempfile::tempdir().unwrap();
-        let kind = if postgres {
-            Kind::Postgres
-        } else {
-            Kind::Sqlite
-        };
-        let database = TestDatabase::open(kind, dir.path()).await?;
-        let db = database.database.clone();
-        let engine = Engine::new(
-            db.clone(),
-            DocumentStore::new(dir.path().join("documents")),
-            Arc::new(SystemClock),
-            seing_engine::engine::shipped_templates().unwrap(),
-        );
-        let app = router(
-            Arc::new(AppState { database: db }),
-            Arc::new(ApiState {
-                engine: engine.clone(),
-                settings: ApiSettings::default(),
-            }),
-        );
-        let TestTenant {
-            admin,
-            actors,
-            desks,
-        } = TestTenant::create(
-            &engine,
-            "Commune de Test",
-            SIREN,
-            &[("Finances", "fin"), ("Maire", "maire")],
-        )
-        .await;
-        let roles = BTreeMap::from([
-            ("viseur".to_owned(), desks["Finances"]),
-            ("signataire".to_owned(), desks["Maire"]),
-        ]);
-        let circuit = engine
-            .create_circuit(admin, "Visa puis signature", "visa-signature", &roles)
-            .await
-            .unwrap()
-            .id
-            .to_string();
-        Some(Self {
-            app,
-            engine,
-            database,
-            admin,
-            fin: actors["fin"],
-            maire: actors["maire"],
-            finances: desks["Finances"],
-            circuit,
-            _dir: dir,
-        })
-    }
-
-    async fn close(self) {
-        self.database.close().await;
-    }
-
-    async fn token(&self, actor: Actor, role: Role) -> String {
-        let secret = auth::new_token_secret().unwrap();
-        self.engine
-            .create_api_token(Some(actor), role, "test", &auth::secret_hash(&secret))
-            .await
-            .unwrap();
-        secret
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        token: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        (status, value)
-    }
-
-    async fn json(
-        &self,
-        method: Method,
-        uri: &str,
-        token: &str,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        self.call(
-            method,
-            uri,
-            token,
-            "application/json",
-            body.to_string().into_bytes(),
-        )
-        .await
-    }
-
-    /// Creates a dossier through the API, as the finance desk's software (sent into its circuit
-    /// at once).
-    async fn submitted(&self, token: &str, title: &str) -> DossierId {
-        const BOUNDARY: &str = "hooks-boundary";
-        let meta = json!({"title": title, "circuit": self.circuit, "emitter_desk": self.finances, "metadata": {}})
-            .to_string();
-        let pdf = seing_api::demo::demo_pdf(title);
-        let mut body = Vec::new();
-        for (disposition, media_type, bytes) in [
-            ("name=\"metadata\"", "application/json", meta.as_bytes()),
-            (
-                "name=\"main\"; filename=\"d.pdf\"",
-                "application/pdf",
-                &pdf[..],
-            ),
-        ] {
-            body.extend_from_slice(
-                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; {disposition}\r\nContent-Type: {media_type}\r\n\r\n")
-                    .as_bytes(),
-            );
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
+/// Waits until no webhook job of `dossiers` is left to deliver.
+async fn settled(service: &Service, dossiers: &[DossierId]) {
+    for _ in 0..600 {
+        let mut busy = false;
+        for id in dossiers {
+            let jobs = service
+                .engine
+                .dossier_jobs(service.admin.tenant, *id)
+                .await
+                .unwrap();
+            busy |= jobs
+                .iter()
+                .any(|j| matches!(j.status, JobStatus::Pending | JobStatus::Running));
         }
-        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        let (status, created) = self
-            .call(
-                Method::POST,
-                "/api/v1/dossiers",
-                token,
-                &format!("multipart/form-data; boundary={BOUNDARY}"),
-                body,
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{created}");
-        assert_eq!(created["state"], "pending", "{created}");
-        let id = created["id"].as_str().unwrap().to_owned();
-        id.parse().unwrap()
-    }
-
-    /// Waits until no webhook job of `dossiers` is left to deliver.
-    async fn settled(&self, dossiers: &[DossierId]) {
-        for _ in 0..600 {
-            let mut busy = false;
-            for id in dossiers {
-                let jobs = self
-                    .engine
-                    .dossier_jobs(self.admin.tenant, *id)
-                    .await
-                    .unwrap();
-                busy |= jobs
-                    .iter()
-                    .any(|j| matches!(j.status, JobStatus::Pending | JobStatus::Running));
-            }
-            if !busy {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !busy {
+            return;
         }
-        panic!("webhook jobs still pending after 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    panic!("webhook jobs still pending after 30 s");
 }
 
-async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
-    let Some(service) = Service::new(postgres).await else {
+async fn webhooks_are_signed_retried_and_dropped_when_deleted(kind: Kind) {
+    // Finances → visa, Maire → signature; the finance desk's software drives the dossiers.
+    let Some(service) =
+        Service::start(kind, &[("Finances", "fin"), ("Maire", "maire")], "fin").await
+    else {
         return;
     };
-    let (receiver, base) = Receiver::start().await;
-    let admin = service.token(service.admin, Role::TenantAdmin).await;
-    let software = service.token(service.fin, Role::User).await;
+    let circuit = service
+        .circuit(
+            "visa-signature",
+            &[("viseur", "Finances"), ("signataire", "Maire")],
+        )
+        .await;
+    let (receiver, base) = (&service.receiver, &service.receiver_url);
+    let (admin, software) = (&service.admin_token, &service.software);
     // Subscriptions through the API: tenant administrators only, unknown events refused.
     let (status, _) = service
         .json(
             Method::POST,
             "/api/v1/webhooks",
-            &software,
+            software,
             json!({"url": format!("{base}/x")}),
         )
         .await;
@@ -246,7 +96,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .json(
             Method::POST,
             "/api/v1/webhooks",
-            &admin,
+            admin,
             json!({"url": format!("{base}/x"), "events": ["dossier.eaten"]}),
         )
         .await;
@@ -261,7 +111,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .json(
             Method::POST,
             "/api/v1/webhooks",
-            &admin,
+            admin,
             json!({"url": format!("{base}/every"), "secret": SECRET}),
         )
         .await;
@@ -271,7 +121,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .json(
             Method::POST,
             "/api/v1/webhooks",
-            &admin,
+            admin,
             json!({"url": format!("{base}/flaky"), "events": ["dossier.created"]}),
         )
         .await;
@@ -283,19 +133,11 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         .json(
             Method::POST,
             "/api/v1/webhooks",
-            &admin,
+            admin,
             json!({"url": format!("{base}/deleted")}),
         )
         .await;
-    let (status, listed) = service
-        .call(
-            Method::GET,
-            "/api/v1/webhooks",
-            &admin,
-            "application/json",
-            Vec::new(),
-        )
-        .await;
+    let (status, listed) = service.empty(Method::GET, "/api/v1/webhooks", admin).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed.as_array().unwrap().len(), 3);
     assert!(listed.to_string().contains("/flaky"));
@@ -305,12 +147,12 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
     );
 
     // A dossier signed, one rejected; their events are written with each change.
-    let signed = service.submitted(&software, "Budget primitif").await;
+    let signed = submitted(&service, circuit, "Budget primitif").await;
     let (status, body) = service
         .json(
             Method::POST,
             &format!("/api/v1/dossiers/{signed}/visa"),
-            &software,
+            software,
             json!({}),
         )
         .await;
@@ -318,7 +160,7 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
     service
         .engine
         .sign(
-            service.maire,
+            service.actors["maire"],
             signed,
             ActionInput::default(),
             SignedOutput {
@@ -332,12 +174,12 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
         )
         .await
         .unwrap();
-    let rejected = service.submitted(&software, "Subvention").await;
+    let rejected = submitted(&service, circuit, "Subvention").await;
     let (status, body) = service
         .json(
             Method::POST,
             &format!("/api/v1/dossiers/{rejected}/reject"),
-            &software,
+            software,
             json!({"reason": "montant à revoir"}),
         )
         .await;
@@ -345,18 +187,16 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
     // Deleted before the worker runs: its queued deliveries are dropped.
     let deleted_id = deleted["id"].as_str().unwrap();
     let (status, _) = service
-        .call(
+        .empty(
             Method::DELETE,
             &format!("/api/v1/webhooks/{deleted_id}"),
-            &admin,
-            "application/json",
-            Vec::new(),
+            admin,
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     let worker = Worker::start(&service.engine);
-    service.settled(&[signed, rejected]).await;
+    settled(&service, &[signed, rejected]).await;
 
     let every = receiver.at("/every");
     for delivery in &every {
@@ -463,10 +303,10 @@ async fn webhooks_are_signed_retried_and_dropped_when_deleted(postgres: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_webhooks_are_signed_retried_and_dropped_when_deleted() {
-    webhooks_are_signed_retried_and_dropped_when_deleted(false).await;
+    webhooks_are_signed_retried_and_dropped_when_deleted(Kind::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_webhooks_are_signed_retried_and_dropped_when_deleted() {
-    webhooks_are_signed_retried_and_dropped_when_deleted(true).await;
+    webhooks_are_signed_retried_and_dropped_when_deleted(Kind::Postgres).await;
 }

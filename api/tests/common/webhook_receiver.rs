@@ -1,6 +1,7 @@
 //! A business application's webhook endpoint for the tests, and the service's outbox worker
 //! running beside it: the receiver records every delivery (path, `Seing-*` headers, body) and
-//! answers 204, except `/flaky`, which answers 500 to its first request.
+//! answers 204, except `/flaky`, which answers 500 to its first request. [`eventually`] waits
+//! for what the worker does.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -101,23 +102,35 @@ impl Receiver {
 
     /// Waits (30 s at most) until `path` has received `count` deliveries of `event`.
     pub async fn wait_for(&self, path: &str, event: &str, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually(async || {
             let got: Vec<Received> = self
                 .at(path)
                 .into_iter()
                 .filter(|r| r.event == event)
                 .collect();
             if got.len() >= count {
-                return got;
+                Ok(got)
+            } else {
+                Err(format!(
+                    "{path} got {} {event} deliveries of {count}",
+                    got.len()
+                ))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{path} got {} {event} deliveries of {count} after 30 s",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await
+    }
+}
+
+/// Polls `probe` every 50 ms until it answers `Ok`, 30 s at most; then fails with its last
+/// `Err`, which says what was awaited and what was seen.
+pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "after 30 s: {seen}"),
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
