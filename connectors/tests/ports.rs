@@ -11,21 +11,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as AxumPath, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-
+use common::archive_system::{self, ArchiveSystem, SAE_TOKEN, transfer_reply};
 use seing_connectors::Error;
 use seing_connectors::ports::Connectors;
 use seing_connectors::recovery;
-use seing_connectors::seda::{ArchiveClient, MESSAGE_ID_HEADER};
+use seing_connectors::seda::ArchiveClient;
 use seing_connectors::settings::store_settings;
 use seing_engine::Engine;
 use seing_engine::circuit::Channel;
@@ -341,17 +335,6 @@ fn archive(dir: &Path) -> serde_json::Value {
     })
 }
 
-fn reply(message_id: &str, code: &str) -> String {
-    format!(
-        r#"<ArchiveTransferReply xmlns="fr:gouv:culture:archivesdefrance:seda:v2.1">
-  <Date>2026-11-30T09:00:00Z</Date><MessageIdentifier>ATR-{message_id}</MessageIdentifier><CodeListVersions/>
-  <ReplyCode>{code}</ReplyCode><MessageRequestIdentifier>{message_id}</MessageRequestIdentifier>
-  <ArchivalAgency><Identifier>AD35</Identifier></ArchivalAgency>
-  <TransferringAgency><Identifier>MAIRIE-213500002</Identifier></TransferringAgency>
-</ArchiveTransferReply>"#
-    )
-}
-
 async fn transmissions(engine: &Engine) -> Vec<(String, String, String)> {
     use sqlx::Row;
     sqlx::query(
@@ -420,7 +403,11 @@ async fn deliberation_goes_through_s2low_to_acknowledged_then_archived() {
     assert!(content.contains(&"journal-du-dossier.json".to_owned()));
 
     std::fs::create_dir_all(root.join("sae/entree")).unwrap();
-    std::fs::write(root.join("sae/entree/reply.xml"), reply(&message_id, "OK")).unwrap();
+    std::fs::write(
+        root.join("sae/entree/reply.xml"),
+        transfer_reply(&message_id, "OK"),
+    )
+    .unwrap();
     assert_eq!(w.connectors.poll().await.unwrap().accepted, 1);
     assert_eq!(
         transmissions(&w.engine).await,
@@ -849,7 +836,11 @@ async fn drop_folder_refusals_send_the_dossier_back() {
     assert_eq!(w.state(archived).await, DossierState::Archived);
     let message_id = format!("seing-{archived}-3");
     std::fs::create_dir_all(root.join("sae/entree")).unwrap();
-    std::fs::write(root.join("sae/entree/reply.xml"), reply(&message_id, "KO")).unwrap();
+    std::fs::write(
+        root.join("sae/entree/reply.xml"),
+        transfer_reply(&message_id, "KO"),
+    )
+    .unwrap();
     assert_eq!(w.connectors.poll().await.unwrap().refused, 1);
     let d = w.engine.dossier(w.maire, archived).await.unwrap();
     assert_eq!((d.state, d.current_step), (DossierState::Rejected, 3));
@@ -917,87 +908,6 @@ async fn bad_settings_are_refused_and_unconfigured_jobs_fail_saying_why() {
     );
 }
 
-/// A small archive system for the test (never in the product): takes SEDA packages posted as
-/// gzip-compressed tars with a bearer token, unpacks each into its folder, keeps one per
-/// `MessageIdentifier` (`409` for a repeat), and serves the reply once the test gives it.
-#[derive(Clone)]
-struct ArchiveSystem {
-    url: String,
-    received: PathBuf,
-    posts: Arc<Mutex<Vec<String>>>,
-    replies: Arc<Mutex<BTreeMap<String, String>>>,
-    lose_next_answer: Arc<AtomicBool>,
-}
-
-const SAE_TOKEN: &str = "jeton-du-service-d-archives";
-
-async fn sae_post(State(sae): State<ArchiveSystem>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("authorization") != Some(&format!("Bearer {SAE_TOKEN}")) {
-        return StatusCode::UNAUTHORIZED;
-    }
-    let (Some("application/gzip"), Some(id)) = (header("content-type"), header(MESSAGE_ID_HEADER))
-    else {
-        return StatusCode::BAD_REQUEST;
-    };
-    sae.posts.lock().unwrap().push(id.to_owned());
-    let folder = sae.received.join(id);
-    if folder.exists() {
-        return StatusCode::CONFLICT;
-    }
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&body[..]));
-    if tar.unpack(&folder).is_err() {
-        return StatusCode::BAD_REQUEST;
-    }
-    let manifest = std::fs::read_to_string(folder.join("manifest.xml")).unwrap_or_default();
-    if !manifest.contains(&format!("<MessageIdentifier>{id}</MessageIdentifier>")) {
-        return StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    if sae.lose_next_answer.swap(false, Ordering::SeqCst) {
-        // Taken, but the answer never makes it back: the sender must try again.
-        return StatusCode::BAD_GATEWAY;
-    }
-    StatusCode::ACCEPTED
-}
-
-async fn sae_reply(
-    State(sae): State<ArchiveSystem>,
-    AxumPath(id): AxumPath<String>,
-) -> (StatusCode, String) {
-    match sae.replies.lock().unwrap().get(&id) {
-        Some(reply) => (StatusCode::OK, reply.clone()),
-        None => (StatusCode::NOT_FOUND, String::new()),
-    }
-}
-
-impl ArchiveSystem {
-    async fn start(received: PathBuf) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sae = Self {
-            url: format!("http://{}/versements", listener.local_addr().unwrap()),
-            received,
-            posts: Arc::default(),
-            replies: Arc::default(),
-            lose_next_answer: Arc::default(),
-        };
-        let app = Router::new()
-            .route("/versements", post(sae_post))
-            .route("/versements/{id}/reply", get(sae_reply))
-            .with_state(sae.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        sae
-    }
-
-    fn settings(&self, token: &str) -> serde_json::Value {
-        json!({
-            "http": {"url": self.url, "bearer_token": token, "timeout_seconds": 5},
-            "archival_agency": "AD35",
-            "transferring_agency": "MAIRIE-213500002",
-            "appraisal_rule": {"rule": "APP-DELIB", "final_action": "Keep"},
-        })
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_are_posted_once_by_http_and_their_reply_is_read_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -1017,51 +927,24 @@ async fn archives_are_posted_once_by_http_and_their_reply_is_read_back() {
 
     // The archive system takes the package but its answer is lost: the retry carries the same
     // MessageIdentifier, which the archive system recognizes (409), and counts as sent.
-    sae.lose_next_answer.store(true, Ordering::SeqCst);
+    sae.inject(archive_system::Fault::LoseAnswer);
     w.deliver().await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     w.deliver().await;
     assert_eq!(w.state(id).await, DossierState::Archived);
     let message_id = format!("seing-{id}-3");
-    assert_eq!(
-        *sae.posts.lock().unwrap(),
-        [message_id.as_str(), message_id.as_str()]
-    );
+    assert_eq!(sae.posts(), [message_id.as_str(), message_id.as_str()]);
     assert_eq!(
         common::list(&root.join("sae")),
         std::slice::from_ref(&message_id)
     );
     let received = root.join("sae").join(&message_id);
     assert_eq!(common::list(&received.join("content")).len(), 4);
-    if let (Some(specs), true) = (common::specs(), common::has_xmllint()) {
-        let seda = specs.join("seda21");
-        let (ok, out) = common::xmllint(
-            &seda.join("seda-2.1-main.xsd"),
-            &received.join("manifest.xml"),
-            Some(&seda.join("catalog.xml")),
-        );
-        assert!(ok, "{out}");
-    }
-    if let Some(oracle) = common::oracle() {
-        let manifest = received.join("manifest.xml");
-        let (code, out) = common::run_oracle(
-            &oracle,
-            &[
-                "seda".as_ref(),
-                manifest.as_os_str(),
-                "--dir".as_ref(),
-                received.as_os_str(),
-            ],
-        );
-        assert_eq!(code, 0, "{out}");
-    }
+    common::assert_valid_seda_package(&received);
 
     // No reply yet: the transfer waits; then the reply is read back and recorded.
     assert_eq!(w.connectors.poll().await.unwrap().waiting, 1);
-    sae.replies
-        .lock()
-        .unwrap()
-        .insert(message_id.clone(), reply(&message_id, "OK"));
+    sae.reply(&message_id, transfer_reply(&message_id, "OK"));
     assert_eq!(w.connectors.poll().await.unwrap().accepted, 1);
     assert_eq!(
         transmissions(&w.engine).await,

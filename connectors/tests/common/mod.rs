@@ -95,6 +95,33 @@ pub fn run_oracle(oracle: &Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Checks a SEDA package (`manifest.xml` and its files under `dir`) with xmllint against the
+/// SEDA 2.1 schema and with the oracle, each when present.
+pub fn assert_valid_seda_package(dir: &Path) {
+    let manifest = dir.join("manifest.xml");
+    if let (Some(specs), true) = (specs(), has_xmllint()) {
+        let seda = specs.join("seda21");
+        let (ok, out) = xmllint(
+            &seda.join("seda-2.1-main.xsd"),
+            &manifest,
+            Some(&seda.join("catalog.xml")),
+        );
+        assert!(ok, "{out}");
+    }
+    if let Some(oracle) = oracle() {
+        let (code, out) = run_oracle(
+            &oracle,
+            &[
+                "seda".as_ref(),
+                manifest.as_os_str(),
+                "--dir".as_ref(),
+                dir.as_os_str(),
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+    }
+}
+
 /// Files in a folder (names), sorted.
 pub fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -110,4 +137,5 @@ pub fn list(dir: &Path) -> Vec<String> {
 /// A small PDF-looking file (the formats only look at its header and bytes).
 pub const PDF: &[u8] = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n";
 
+pub mod archive_system;
 pub mod smtp;
