@@ -463,12 +463,15 @@ async fn archive_killed_mid_post(h: &Harness) {
     drop(second);
 }
 
-async fn mail_killed_mid_send(h: &Harness) {
-    let w = &world(&h.engine, SIREN).await;
-    let logs = tempfile::tempdir().unwrap();
-    let Some(smtp) = Smtp::start_holding_first(logs.path()) else {
-        return;
-    };
+/// A mail killed mid-send: the SMTP server, which stores the message first, holds its answer
+/// while the first worker is killed. Returns the server, the TSA, the dossier and the message
+/// stored, or `None` when aiosmtpd is missing outside CI.
+async fn mail_held_then_killed(
+    h: &Harness,
+    w: &World,
+    logs: &Path,
+) -> Option<(Smtp, TestTsa, DossierId, String)> {
+    let smtp = Smtp::start_holding_first(logs)?;
     let tsa = TestTsa::start(TestPki::shared()).unwrap();
     let notification = json!({
         "smtp_host": "127.0.0.1", "smtp_port": smtp.port,
@@ -476,7 +479,7 @@ async fn mail_killed_mid_send(h: &Harness) {
         "public_url": "https://parapheur.mairie-test.fr", "link_days": 15,
         "tsa_url": tsa.url()
     });
-    let archive = drop_folder_archive(logs.path());
+    let archive = drop_folder_archive(logs);
     store(
         h,
         w,
@@ -494,13 +497,31 @@ async fn mail_killed_mid_send(h: &Harness) {
     )
     .await;
     let held = || smtp.held();
-    kill_mid_send((h, w, logs.path()), id, JobKind::Notification, held, || {
+    kill_mid_send((h, w, logs), id, JobKind::Notification, held, || {
         smtp.release()
     })
     .await;
-    let first = smtp.messages();
-    assert_eq!(first.len(), 1, "the server took the mail before holding");
-    let first = &first[0];
+    let mut messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "the server took the mail before holding");
+    Some((smtp, tsa, id, messages.remove(0)))
+}
+
+/// Checks the receipt of the notification of `id`: one `acknowledged` entry naming the
+/// recipient, timestamped; the dossier has moved on.
+async fn receipt_recorded(h: &Harness, w: &World, id: DossierId) {
+    assert_eq!(state(h, w, id).await, DossierState::Acknowledged);
+    let receipt = only_entry(h, w, id, "acknowledged").await;
+    assert!(receipt.detail.contains(RECIPIENT), "{}", receipt.detail);
+    assert!(receipt.detail.contains("horodaté"), "{}", receipt.detail);
+}
+
+async fn mail_killed_mid_send(h: &Harness) {
+    let w = &world(&h.engine, SIREN).await;
+    let logs = tempfile::tempdir().unwrap();
+    let Some((smtp, _tsa, id, first)) = mail_held_then_killed(h, w, logs.path()).await else {
+        return;
+    };
+    let first = &first;
 
     // The second worker sends the mail again, with a new link and the same Message-ID.
     let second = Worker::start(h, logs.path().join("worker-2.log"));
@@ -548,9 +569,46 @@ async fn mail_killed_mid_send(h: &Harness) {
     drop(second);
 }
 
+async fn mail_opened_before_the_retry(h: &Harness) {
+    let w = &world(&h.engine, SIREN).await;
+    let logs = tempfile::tempdir().unwrap();
+    let Some((smtp, _tsa, id, first)) = mail_held_then_killed(h, w, logs.path()).await else {
+        return;
+    };
+
+    // The recipient opens the link before any worker takes the job again: that opening is
+    // the receipt, although the sending was never recorded.
+    let api = app::app(&h.engine);
+    let link = notification_link(&first);
+    assert_eq!(
+        app::get(&api, &link).await,
+        (StatusCode::OK, SIGNED_ACT.to_vec())
+    );
+    receipt_recorded(h, w, id).await;
+
+    // The second worker finds the mail received and sends nothing more; the archive step,
+    // queued by the receipt, runs meanwhile.
+    let second = Worker::start(h, logs.path().join("worker-2.log"));
+    until("the notification job being done", &second, || async move {
+        job(h, w, id, JobKind::Notification).await.status == JobStatus::Done
+    })
+    .await;
+    until("the dossier being archived", &second, || async move {
+        state(h, w, id).await == DossierState::Archived
+    })
+    .await;
+    let notified = (JobKind::Notification, "transmitted");
+    delivered_once(h, w, id, notified, RECIPIENT).await;
+    assert_eq!(smtp.messages().len(), 1, "the mail once");
+    assert_eq!(app::get(&api, &link).await.0, StatusCode::OK);
+    only_entry(h, w, id, "acknowledged").await;
+    drop(second);
+}
+
 both_backends! {
     actes_killed_mid_send_is_sent_once => super::actes_killed_mid_send;
     helios_killed_mid_send_is_sent_once => super::helios_killed_mid_send;
     archive_killed_mid_post_is_kept_once => super::archive_killed_mid_post;
     mail_killed_mid_send_is_sent_again_with_the_same_message_id => super::mail_killed_mid_send;
+    mail_opened_before_the_retry_is_the_receipt_and_not_sent_again => super::mail_opened_before_the_retry;
 }

@@ -6,7 +6,9 @@
 //! The link carries 256 random bits; only their SHA-256 is stored (`connector_transmissions`,
 //! kind `notification`). A mail is recorded as being sent before it goes out and as sent after:
 //! a job delivered again after a crash in between sends it again with a new link and the same
-//! `Message-ID`, so the recipient's mail system can tell the repeat.
+//! `Message-ID`, so the recipient's mail system can tell the repeat. The link works from the
+//! start: opened before the send is recorded (the recipient may be quicker than the worker, or
+//! the worker died), the opening is the receipt all the same, and nothing is sent again.
 
 use std::path::{Path, PathBuf};
 
@@ -205,8 +207,9 @@ pub(crate) async fn send(
         .body(body)
         .map_err(|e| Error::Refused(format!("message : {e}")))?;
     mail(settings, message).await?;
+    // Unless the link was opened meanwhile: the receipt stays.
     sqlx::query(
-        "UPDATE connector_transmissions SET state = 'sent', updated_at = $1 WHERE dossier_id = $2 AND step = $3",
+        "UPDATE connector_transmissions SET state = 'sent', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'mailing'",
     )
     .bind(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default())
     .bind(outgoing.dossier.to_string())
@@ -292,7 +295,9 @@ pub async fn open(engine: &seing_engine::Engine, token: &str) -> Result<Delivere
     let text = |key: &str| detail[key].as_str().unwrap_or("").to_owned();
     let expires = OffsetDateTime::parse(&text("expires_at"), &Rfc3339).map_err(storage)?;
     let now = OffsetDateTime::now_utc();
-    if state == "expired" || (state == "sent" && now > expires) {
+    // Mailed and not opened yet, whether the send is recorded already or not.
+    let first_opening = state == "sent" || state == "mailing";
+    if state == "expired" || (first_opening && now > expires) {
         return Err(Error::Refused("ce lien a expiré".into()));
     }
     let bytes = engine
@@ -300,7 +305,6 @@ pub async fn open(engine: &seing_engine::Engine, token: &str) -> Result<Delivere
         .get(&text("document_sha256"))
         .await
         .map_err(|e| Error::io(Path::new(&text("document")), e))?;
-    let first_opening = state == "sent";
     if first_opening {
         let settings = crate::settings::settings(engine, tenant)
             .await?
@@ -356,12 +360,13 @@ pub async fn open(engine: &seing_engine::Engine, token: &str) -> Result<Delivere
         closed["statement_sha256"] = json!(statement_sha);
         sqlx::query(
             "UPDATE connector_transmissions SET state = 'acknowledged', detail = $1, updated_at = $2 \
-             WHERE dossier_id = $3 AND step = $4 AND state = 'sent'",
+             WHERE dossier_id = $3 AND step = $4 AND reference = $5 AND state IN ('sent', 'mailing')",
         )
         .bind(closed.to_string())
         .bind(opened_at)
         .bind(dossier.to_string())
         .bind(step)
+        .bind(hash)
         .execute(pool)
         .await
         .map_err(storage)?;
