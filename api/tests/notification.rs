@@ -33,21 +33,10 @@ use database::Kind;
 use seing_engine::ids::DossierId;
 use serde_json::{Value, json};
 use service::{EVERY_TRANSITION, Service};
-use smtp::Smtp;
+use smtp::{Smtp, notification_link};
 use webhook_receiver::{Worker, eventually};
 
 const RECIPIENT: &str = "offres@entreprise-dupont.fr";
-
-/// The link of a mail, unfolded from its quoted-printable lines.
-fn link(message: &str) -> String {
-    let unfolded = message.replace("=\r\n", "").replace("=\n", "");
-    let start = unfolded.find("/api/v1/notifications/").expect("a link");
-    unfolded[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
 
 /// Waits (30 s at most) until the SMTP server holds `count` messages; them (no more).
 async fn mails(smtp: &Smtp, count: usize) -> Vec<String> {
@@ -149,9 +138,9 @@ async fn award_is_notified(kind: Kind) {
         .find(|m| m.contains("2026-014"))
         .expect("the first award's mail");
     assert!(first.contains(RECIPIENT), "{first}");
-    let links: Vec<String> = messages.iter().map(|m| link(m)).collect();
+    let links: Vec<String> = messages.iter().map(|m| notification_link(m)).collect();
     assert_ne!(links[0], links[1]);
-    let first_link = link(first);
+    let first_link = notification_link(first);
 
     assert_eq!(
         service
@@ -255,7 +244,7 @@ async fn award_is_notified(kind: Kind) {
     let messages = mails(&smtp, 3).await;
     let third_link = messages
         .iter()
-        .map(|m| link(m))
+        .map(|m| notification_link(m))
         .find(|l| !links.contains(l))
         .expect("a mail with a new link");
     assert_eq!(service.open(&second_link).await.0, StatusCode::NOT_FOUND);
