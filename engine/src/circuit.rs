@@ -363,6 +363,25 @@ impl Template {
         Ok(templates)
     }
 
+    /// The desk each role of this template has in `circuit`, a circuit made from it: the
+    /// template's steps and the circuit's match one to one (conditions are only weighed at
+    /// submission).
+    pub fn role_desks(&self, circuit: &Circuit) -> BTreeMap<String, DeskId> {
+        let mut roles = BTreeMap::new();
+        for (role_step, desk_step) in self.steps.iter().zip(&circuit.steps) {
+            match (&role_step.acting, &desk_step.acting) {
+                (Acting::Desk(role), Acting::Desk(desk)) => {
+                    roles.insert(role.clone(), *desk);
+                }
+                (Acting::Desks { desks: keys, .. }, Acting::Desks { desks, .. }) => {
+                    roles.extend(keys.iter().cloned().zip(desks.iter().copied()));
+                }
+                _ => {}
+            }
+        }
+        roles
+    }
+
     /// Role keys of fixed desks that a tenant must map to instantiate this template.
     pub fn roles(&self) -> Vec<&str> {
         let mut roles: Vec<&str> = self
@@ -469,6 +488,20 @@ mod tests {
                 assert_eq!(field, "steps[0].channel");
             }
             other => panic!("expected a template error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_circuit_gives_back_the_desks_its_roles_were_given() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+        for template in Template::load_dir(&shipped).unwrap().values() {
+            let roles: BTreeMap<String, DeskId> = template
+                .roles()
+                .into_iter()
+                .map(|r| (r.to_owned(), DeskId::new()))
+                .collect();
+            let circuit = template.instantiate(&roles).unwrap();
+            assert_eq!(template.role_desks(&circuit), roles, "{}", template.name);
         }
     }
 

@@ -316,7 +316,7 @@ await scenario("administration: webhooks created with the keyboard, secret shown
   assert.equal((await listed.json()).length, before);
 });
 
-await scenario("administration: a circuit made from a template; a taken name or a role without a desk is refused", async (page) => {
+await scenario("administration: a circuit made from a template, then edited; a taken name or a role without a desk is refused", async (page) => {
   await login(page, "admin");
   await page.goto(base + "/administration");
   const circuits = page.getByRole("region", { name: "Circuits" });
@@ -350,6 +350,39 @@ await scenario("administration: a circuit made from a template; a taken name or 
   assert.match(await forged.text(), /choisissez le bureau « viseur »/);
   const listed = await page.request.get(base + "/api/v1/circuits");
   assert.equal((await listed.json()).filter((c) => c.name === "Sans bureau").length, 0);
+
+  // Edited: a name already taken is refused in its own form, which stays open with what was
+  // typed; then renamed, its signer moved to another desk.
+  await page.goto(base + "/administration");
+  const edit = (name) => circuits.getByRole("form", { name: `Modifier le circuit ${name}` });
+  const open = async (name) => {
+    // A closed <details> hides its form from roles: found by its label attribute.
+    const hidden = page.locator(`form[aria-label="Modifier le circuit ${name}"]`);
+    await circuits.locator("details.edit", { has: hidden }).locator("summary").click();
+    return edit(name);
+  };
+  let form = await open("Visa DGS puis maire");
+  assert.equal(await form.getByLabel("Bureau « signataire »").inputValue(), desk("Maire").id);
+  await form.getByLabel("Nom du circuit").fill("Demande de congés");
+  await form.getByRole("button", { name: "Enregistrer le circuit" }).click();
+  await circuits.getByRole("alert").waitFor();
+  assert.match(await circuits.getByRole("alert").textContent(), /Circuit refusé : nom de circuit déjà utilisé/);
+  form = edit("Visa DGS puis maire");
+  assert.ok(await form.isVisible(), "the refused form stays open");
+  assert.equal(await form.getByLabel("Nom du circuit").inputValue(), "Demande de congés");
+  await circuits.getByRole("cell", { name: "Visa DGS puis maire", exact: true }).waitFor();
+  await form.getByLabel("Nom du circuit").fill("Visa DGS puis DRH");
+  await form.getByLabel("Bureau « signataire »").selectOption({ label: "DRH" });
+  await form.getByRole("button", { name: "Enregistrer le circuit" }).click();
+  await page.getByText("Circuit « Visa DGS puis DRH » modifié.").waitFor();
+  assert.equal(await adminRows(page, "Circuits").count(), before + 1);
+  form = await open("Visa DGS puis DRH");
+  assert.equal(await form.getByLabel("Bureau « signataire »").inputValue(), desk("DRH").id);
+  assert.equal(await form.getByLabel("Bureau « viseur »").inputValue(), desk("DGS").id);
+  const edited = (await (await page.request.get(base + "/api/v1/circuits")).json()).find((c) => c.name === "Visa DGS puis DRH");
+  assert.ok(JSON.stringify(edited.spec).includes(desk("DRH").id), JSON.stringify(edited));
+  assert.ok(!JSON.stringify(edited.spec).includes(desk("Maire").id), JSON.stringify(edited));
+  await page.screenshot({ path: join(shots, "administration-circuit-modifie.png"), fullPage: true });
 });
 
 await scenario("administration: trust anchors uploaded as PEM, refused when unreadable, removed", async (page) => {

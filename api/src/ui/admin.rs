@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use seing_connectors::recovery;
 use seing_engine::access::Role;
 use seing_engine::circuit::CircuitSpec;
-use seing_engine::ids::{DeskId, DossierId, ServerKeyId, TrustAnchorId, UserId, WebhookId};
+use seing_engine::ids::{
+    CircuitId, DeskId, DossierId, ServerKeyId, TrustAnchorId, UserId, WebhookId,
+};
 use seing_engine::model::Actor;
 use seing_engine::signing::{KeyUsage, NewServerKey, TrustKind};
 use seing_engine::webhooks::{NewWebhook, WebhookEvent};
@@ -52,15 +54,19 @@ pub struct DeskRow {
     pub holders: String,
 }
 
-/// A circuit as listed.
+/// A circuit as listed, with what its edit form needs.
 #[derive(Debug, Clone)]
 pub struct CircuitRow {
+    /// Identifier.
+    pub id: String,
     /// Name.
     pub name: String,
     /// Template.
     pub template: String,
     /// Steps, in order.
     pub steps: String,
+    /// Each role of its template and the id of the desk that plays it.
+    pub roles: Vec<(String, String)>,
 }
 
 /// A circuit template offered to the administrator, with the roles to give a desk.
@@ -293,9 +299,19 @@ async fn admin_page(state: &ApiState, person: &Person, outcome: Outcome) -> UiRe
         circuits: circuits
             .iter()
             .map(|c| CircuitRow {
+                id: c.id.to_string(),
                 name: c.name.clone(),
                 template: c.template.clone(),
                 steps: step_names(&c.spec),
+                roles: state
+                    .engine
+                    .templates()
+                    .get(&c.template)
+                    .map(|t| t.role_desks(&c.spec))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(role, desk)| (role, desk.to_string()))
+                    .collect(),
             })
             .collect(),
         templates: state
@@ -510,20 +526,55 @@ pub async fn create_circuit(
     let (template, name) = (field("template"), field("name"));
     let typed = vec![("template", template.clone()), ("name", name.clone())];
     let result = async {
-        let mut roles = BTreeMap::new();
-        for (key, value) in &posted.form {
-            if let Some(role) = key.strip_prefix("role.") {
-                let desk: DeskId = value.parse().map_err(|_| {
-                    ApiError::invalid(key.as_str(), format!("choisissez le bureau « {role} »"))
-                })?;
-                roles.insert(role.to_owned(), desk);
-            }
-        }
+        let roles = role_desks(&posted.form)?;
         state
             .engine
             .create_circuit(person.actor, &name, &template, &roles)
             .await?;
         Ok(notice(&format!("Circuit « {name} » créé.")))
+    }
+    .await;
+    answer(&state, &person, Section::Circuits, typed, result).await
+}
+
+/// The desks given to a template's roles by a circuit form (one `role.<key>` field per role).
+fn role_desks(form: &[(String, String)]) -> Result<BTreeMap<String, DeskId>, ApiError> {
+    let mut roles = BTreeMap::new();
+    for (key, value) in form {
+        if let Some(role) = key.strip_prefix("role.") {
+            let desk: DeskId = value.trim().parse().map_err(|_| {
+                ApiError::invalid(key.as_str(), format!("choisissez le bureau « {role} »"))
+            })?;
+            roles.insert(role.to_owned(), desk);
+        }
+    }
+    Ok(roles)
+}
+
+/// `POST /administration/circuits/{id}`: a circuit renamed, or its roles given other desks;
+/// dossiers already submitted keep their steps.
+pub async fn update_circuit(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<Vec<(String, String)>>,
+) -> UiResult<Response> {
+    let person = posted.person;
+    person.require_admin()?;
+    let id: CircuitId = id.parse().map_err(|_| super::not_found())?;
+    let name = posted
+        .form
+        .iter()
+        .find(|(key, _)| key == "name")
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default();
+    let typed = vec![("circuit", id.to_string()), ("name", name.clone())];
+    let result = async {
+        let roles = role_desks(&posted.form)?;
+        state
+            .engine
+            .update_circuit(person.actor, id, &name, &roles)
+            .await?;
+        Ok(notice(&format!("Circuit « {name} » modifié.")))
     }
     .await;
     answer(&state, &person, Section::Circuits, typed, result).await

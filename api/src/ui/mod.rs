@@ -59,6 +59,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/administration/utilisateurs", post(admin::create_user))
         .route("/administration/bureaux", post(admin::create_desk))
         .route("/administration/circuits", post(admin::create_circuit))
+        .route("/administration/circuits/{id}", post(admin::update_circuit))
         .route("/administration/jetons", post(admin::create_token))
         .route(
             "/administration/jetons/{id}/revoquer",
