@@ -660,6 +660,73 @@ if (agentPin) {
   });
 }
 
+// Last: the maire's counters checked above are not disturbed by this rejection.
+await scenario("the emitter corrects a rejected dossier and sends it again; a draft is corrected and deleted", async (page, context) => {
+  const dossier = await pesDossier(pesFiles[0], "Mandats PES à corriger");
+  await login(page, "maire");
+  await page.goto(`${base}/dossiers/${dossier.id}`);
+  await page.getByText("Rejeter", { exact: true }).click();
+  await page.getByLabel("Motif du rejet (obligatoire)").fill("Indiquer le numéro de bordereau");
+  await page.getByRole("button", { name: "Rejeter le dossier" }).click();
+  await page.getByText("Dossier rejeté").waitFor();
+  // Only the emitter may recycle it.
+  assert.equal(await page.getByRole("button", { name: "Remettre en brouillon pour le corriger" }).count(), 0);
+  await context.clearCookies();
+  await login(page, "finances");
+  await page.goto(`${base}/dossiers/${dossier.id}`);
+  const why = page.locator("#rejection");
+  assert.match(await why.textContent(), /Rejeté par un bureau du circuit, à l'étape 2 \(Signature\), le \d\d\/\d\d\/\d{4} \d\d:\d\d \(UTC\) :\s*Indiquer le numéro de bordereau/);
+  await page.getByRole("button", { name: "Remettre en brouillon pour le corriger" }).click();
+  await page.getByText("Dossier remis en brouillon").waitFor();
+  assert.equal(await page.locator(".heading .badge").first().textContent(), "Brouillon");
+  assert.equal(await page.locator("#rejection").count(), 0);
+  const draft = page.getByRole("form", { name: "Corriger le brouillon" });
+  // A name without a value is refused, nothing changes.
+  await draft.getByLabel("Nom").fill("numero_bordereau");
+  await draft.getByRole("button", { name: "Enregistrer", exact: true }).click();
+  await page.getByText("une information ajoutée a un nom et une valeur").waitFor();
+  await page.goto(`${base}/dossiers/${dossier.id}`);
+  assert.equal((await asFinance("GET", `/dossiers/${dossier.id}`)).metadata.numero_bordereau, undefined);
+  await draft.getByLabel("Nom").fill("numero_bordereau");
+  await draft.getByLabel("Valeur").fill("41");
+  await draft.getByRole("button", { name: "Enregistrer", exact: true }).click();
+  await page.getByText("Brouillon enregistré.").waitFor();
+  // Shown and offered as typed, not quoted.
+  assert.equal(await draft.getByLabel("numero_bordereau").inputValue(), "41");
+  await page.getByRole("region", { name: "Informations" }).getByText("41", { exact: true }).waitFor();
+  await draft.getByLabel("numero_bordereau").fill("42");
+  await page.screenshot({ path: join(shots, "dossier-brouillon.png"), fullPage: true });
+  await draft.getByRole("button", { name: "Enregistrer et envoyer dans le circuit" }).click();
+  await page.getByText("Dossier envoyé dans le circuit.").waitFor();
+  assert.equal(await page.locator(".heading .badge").first().textContent(), "En cours");
+  const resent = await asFinance("GET", `/dossiers/${dossier.id}`);
+  assert.equal(resent.state, "pending");
+  assert.equal(resent.current_step, 0, "the whole circuit runs again");
+  assert.equal(resent.metadata.numero_bordereau, "42");
+  assert.equal(resent.rejection, null);
+  const journal = page.getByRole("region", { name: "Journal" });
+  await journal.getByRole("cell", { name: "Remise en circuit" }).waitFor();
+
+  // Through the REST API: a draft corrected then deleted; a dossier in its circuit is neither.
+  const form = new FormData();
+  form.append("metadata", new Blob([JSON.stringify({
+    title: "Brouillon à supprimer", circuit: pesCircuit.id, emitter_desk: desk("Finances").id, submit: false,
+  })], { type: "application/json" }));
+  form.append("main", new Blob([await readFile(join(pesDir, pesFiles[0]))], { type: "text/xml" }), "PES.xml");
+  const created = await asFinance("POST", "/dossiers", form);
+  assert.equal(created.state, "draft");
+  const patched = await asFinance("PATCH", `/dossiers/${created.id}`, { metadata: { objet: "Mandats de novembre" } });
+  assert.equal(patched.metadata.objet, "Mandats de novembre");
+  const call = (method, path, body) => fetch(base + "/api/v1" + path, {
+    method, headers: { Authorization: `Bearer ${financeToken}`, "Content-Type": "application/json" }, body: body && JSON.stringify(body),
+  });
+  assert.equal((await call("PATCH", `/dossiers/${dossier.id}`, { metadata: { objet: "x" } })).status, 409);
+  assert.equal((await call("POST", `/dossiers/${dossier.id}/recycle`, {})).status, 409);
+  assert.equal((await call("DELETE", `/dossiers/${dossier.id}`)).status, 409);
+  assert.equal((await call("DELETE", `/dossiers/${created.id}`)).status, 204);
+  assert.equal((await call("GET", `/dossiers/${created.id}`)).status, 404);
+});
+
 await browser.close();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

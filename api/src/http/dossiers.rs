@@ -253,6 +253,18 @@ pub struct VersionBody {
     pub version: Option<i64>,
 }
 
+/// Inputs of a draft's update.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDraftBody {
+    /// Metadata to set: each key given replaces the draft's value (e.g. a new `numero_acte`
+    /// after the prefecture refused the first one).
+    #[schema(value_type = Object)]
+    pub metadata: Metadata,
+    /// The version the caller saw.
+    pub version: Option<i64>,
+}
+
 /// Inputs of transfer.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -517,6 +529,59 @@ pub async fn get(
     Ok(Json(
         state.engine.dossier(caller.actor()?, id).await?.into(),
     ))
+}
+
+/// Sets metadata of a draft (its emitter), e.g. a corrected dossier before it is submitted
+/// again.
+#[utoipa::path(patch, path = "/dossiers/{id}", tag = "dossiers", operation_id = "update_draft",
+    request_body = UpdateDraftBody,
+    params(("id" = String, Path, description = "Dossier")),
+    responses((status = 200, body = DossierView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+pub async fn update(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DossierId>,
+    ApiJson(body): ApiJson<UpdateDraftBody>,
+) -> ApiResult<Json<DossierView>> {
+    let dossier = state
+        .engine
+        .update_draft(caller.actor()?, id, body.metadata, body.version)
+        .await?;
+    Ok(Json(dossier.into()))
+}
+
+/// Deletes a draft (its emitter); its journal entries stay.
+#[utoipa::path(delete, path = "/dossiers/{id}", tag = "dossiers", operation_id = "delete_draft",
+    params(("id" = String, Path, description = "Dossier")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DossierId>,
+) -> ApiResult<StatusCode> {
+    state.engine.delete_draft(caller.actor()?, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a rejected dossier back to draft (its emitter), to correct it and submit it again;
+/// the whole circuit then runs again.
+#[utoipa::path(post, path = "/dossiers/{id}/recycle", tag = "dossiers", request_body = VersionBody,
+    params(("id" = String, Path, description = "Dossier")),
+    responses((status = 200, body = DossierView), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+pub async fn recycle(
+    State(state): State<Arc<ApiState>>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DossierId>,
+    ApiJson(body): ApiJson<VersionBody>,
+) -> ApiResult<Json<DossierView>> {
+    let dossier = state
+        .engine
+        .recycle(caller.actor()?, id, body.version)
+        .await?;
+    Ok(Json(dossier.into()))
 }
 
 /// Sends a draft into its circuit.

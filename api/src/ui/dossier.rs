@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use seing_engine::circuit::StepAction;
 use seing_engine::ids::{DeskId, DossierId};
+use seing_engine::metadata::{MetaValue, Metadata};
 use seing_engine::model::{ActionInput, DocumentRole, Visibility};
 use seing_engine::workflow::DossierState;
 use serde::Deserialize;
@@ -124,6 +125,19 @@ pub struct DeskOption {
     pub name: String,
 }
 
+/// Why a dossier came back to its emitter.
+#[derive(Debug, Clone)]
+pub struct RejectionView {
+    /// Who, in French (« la préfecture »).
+    pub by: &'static str,
+    /// The step, numbered from 1, and its action in French.
+    pub step: String,
+    /// When (UTC).
+    pub at: String,
+    /// The reason.
+    pub reason: String,
+}
+
 /// The dossier page.
 #[derive(Template)]
 #[template(path = "dossier.html")]
@@ -152,6 +166,11 @@ struct DossierPage {
     can_sign: bool,
     can_act: bool,
     can_undo: bool,
+    rejection: Option<RejectionView>,
+    /// The person acts for the emitter of this rejected dossier: it may recycle it.
+    can_recycle: bool,
+    /// The person acts for the emitter of this draft: it may correct, submit or delete it.
+    can_edit_draft: bool,
     opinions: Vec<OpenOpinion>,
     desks: Vec<DeskOption>,
     notice: Option<&'static str>,
@@ -172,6 +191,9 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "avis" => "Demande d'avis envoyée.",
         "avis-donne" => "Avis donné.",
         "annotation" => "Annotation ajoutée.",
+        "brouillon" => "Dossier remis en brouillon : corrigez-le, puis envoyez-le dans le circuit.",
+        "enregistre" => "Brouillon enregistré.",
+        "envoye" => "Dossier envoyé dans le circuit.",
         _ => return None,
     })
 }
@@ -305,6 +327,7 @@ pub async fn page(
         .then(|| dossier.steps.get(dossier.current_step))
         .flatten();
     let my_turn = current.is_some_and(|s| s.waiting_desks().iter().any(|d| acting.contains(d)));
+    let emitter = acting.contains(&dossier.emitter_desk);
     let journal = engine.dossier_journal(actor, id).await?;
     let last_step_action = journal
         .iter()
@@ -426,7 +449,7 @@ pub async fn page(
         metadata: dossier
             .metadata
             .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
+            .map(|(k, v)| (k.clone(), format::meta_value(v)))
             .collect(),
         main: main_doc.map(link),
         pdf,
@@ -449,6 +472,17 @@ pub async fn page(
         can_sign: my_turn && current.is_some_and(|s| s.action == StepAction::Signature),
         can_act: my_turn,
         can_undo,
+        rejection: dossier.rejection.as_ref().map(|r| RejectionView {
+            by: format::rejection_origin(r.origin),
+            step: match dossier.steps.get(r.step) {
+                Some(step) => format!("{} ({})", r.step + 1, format::step(step.action)),
+                None => (r.step + 1).to_string(),
+            },
+            at: format::date_time(r.at),
+            reason: r.reason.clone(),
+        }),
+        can_recycle: emitter && dossier.state == DossierState::Rejected,
+        can_edit_draft: emitter && dossier.state == DossierState::Draft,
         opinions,
         desks: directory
             .desks
@@ -536,6 +570,113 @@ pub async fn visa(
     };
     state.engine.visa(posted.person.actor, id, input).await?;
     Ok(back(id, "visa"))
+}
+
+/// `POST /dossiers/{id}/recycler`: a rejected dossier back to draft, for its emitter to correct.
+pub async fn recycle(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<VersionForm>,
+) -> UiResult<Response> {
+    let id = parse_id(&id)?;
+    state
+        .engine
+        .recycle(posted.person.actor, id, posted.form.version)
+        .await?;
+    Ok(back(id, "brouillon"))
+}
+
+/// A draft's metadata as typed in its form (`meta.<key>` fields, `new_key`/`new_value`), with
+/// each existing value read back in its own type.
+fn draft_metadata(current: &Metadata, form: &[(String, String)]) -> Result<Metadata, ApiError> {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut metadata = Metadata::new();
+    for (key, value) in form {
+        let Some(name) = key.strip_prefix("meta.") else {
+            continue;
+        };
+        let value = value.trim();
+        let invalid = |what: &str| ApiError::invalid(key.as_str(), format!("« {name} » : {what}"));
+        let typed = match current.get(name) {
+            Some(MetaValue::Integer(_)) => MetaValue::Integer(
+                value
+                    .parse()
+                    .map_err(|_| invalid("nombre entier attendu"))?,
+            ),
+            Some(MetaValue::Number(_)) => MetaValue::Number(
+                value
+                    .replace(',', ".")
+                    .parse()
+                    .map_err(|_| invalid("nombre attendu"))?,
+            ),
+            Some(MetaValue::Bool(_)) => MetaValue::Bool(match value {
+                "oui" | "true" => true,
+                "non" | "false" => false,
+                _ => return Err(invalid("« oui » ou « non » attendu")),
+            }),
+            Some(MetaValue::Text(_)) if !value.is_empty() => MetaValue::Text(value.to_owned()),
+            Some(MetaValue::Text(_)) => return Err(invalid("valeur vide")),
+            None => return Err(invalid("information inconnue de ce dossier")),
+        };
+        metadata.insert(name.to_owned(), typed);
+    }
+    let (key, value) = (field("new_key"), field("new_value"));
+    match (key.is_empty(), value.is_empty()) {
+        (true, true) => {}
+        (false, false) => {
+            metadata.insert(key, MetaValue::Text(value));
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "new_key",
+                "une information ajoutée a un nom et une valeur",
+            ));
+        }
+    }
+    Ok(metadata)
+}
+
+/// `POST /dossiers/{id}/brouillon`: a draft corrected (its metadata), then with
+/// `action=envoyer` sent into its circuit.
+pub async fn update_draft(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<Vec<(String, String)>>,
+) -> UiResult<Response> {
+    let id = parse_id(&id)?;
+    let actor = posted.person.actor;
+    let form = &posted.form;
+    let version = form
+        .iter()
+        .find(|(k, _)| k == "version")
+        .and_then(|(_, v)| v.parse().ok());
+    let current = state.engine.dossier(actor, id).await?;
+    let metadata = draft_metadata(&current.metadata, form)?;
+    state
+        .engine
+        .update_draft(actor, id, metadata, version)
+        .await?;
+    if form.iter().any(|(k, v)| k == "action" && v == "envoyer") {
+        state.engine.submit(actor, id, None).await?;
+        return Ok(back(id, "envoye"));
+    }
+    Ok(back(id, "enregistre"))
+}
+
+/// `POST /dossiers/{id}/supprimer`: a draft deleted (its journal entries stay).
+pub async fn delete_draft(
+    State(state): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    posted: Posted<EmptyForm>,
+) -> UiResult<Response> {
+    let id = parse_id(&id)?;
+    state.engine.delete_draft(posted.person.actor, id).await?;
+    Ok(see_other("/bureau"))
 }
 
 /// The reject form.

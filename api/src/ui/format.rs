@@ -1,7 +1,8 @@
 //! French wording and formats of the UI: states, steps, actions, dates and amounts.
 
 use seing_engine::circuit::StepAction;
-use seing_engine::workflow::DossierState;
+use seing_engine::metadata::MetaValue;
+use seing_engine::workflow::{DossierState, RejectionOrigin};
 use time::OffsetDateTime;
 
 /// A dossier state, in French.
@@ -14,6 +15,27 @@ pub fn state(state: DossierState) -> &'static str {
         DossierState::Transmitted => "Transmis",
         DossierState::Acknowledged => "Acquitté",
         DossierState::Archived => "Archivé",
+    }
+}
+
+/// A metadata value as a person reads and types it (text unquoted, « oui » / « non »).
+pub fn meta_value(value: &MetaValue) -> String {
+    match value {
+        MetaValue::Text(text) => text.clone(),
+        MetaValue::Bool(true) => "oui".to_owned(),
+        MetaValue::Bool(false) => "non".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Who rejected or refused a dossier, in French.
+pub fn rejection_origin(origin: RejectionOrigin) -> &'static str {
+    match origin {
+        RejectionOrigin::Desk => "un bureau du circuit",
+        RejectionOrigin::Prefecture => "la préfecture",
+        RejectionOrigin::Dgfip => "la DGFiP (Hélios)",
+        RejectionOrigin::Archive => "le service d'archives",
+        RejectionOrigin::Recipient => "le destinataire (lien expiré sans ouverture)",
     }
 }
 
