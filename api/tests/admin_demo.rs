@@ -51,6 +51,30 @@ fn seing(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
         .unwrap()
 }
 
+/// `seing admin --data-dir data ARGS…`, with `envs`.
+fn admin(data: &str, args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut all = vec!["admin", "--data-dir", data];
+    all.extend_from_slice(args);
+    seing(&all, envs)
+}
+
+/// The admin password `create-tenant` gives the tenant's administrator.
+const ADMIN_PASSWORD: (&str, &str) = ("SEING_ADMIN_PASSWORD", "admin-password-1");
+
+/// `seing admin create-tenant` of SIREN named `name`.
+fn create_tenant(data: &str, name: &str) -> std::process::Output {
+    let args = [
+        "create-tenant",
+        "--name",
+        name,
+        "--siren",
+        SIREN,
+        "--departement",
+        "35",
+    ];
+    admin(data, &args, &[ADMIN_PASSWORD])
+}
+
 #[track_caller]
 fn ok(output: std::process::Output) -> String {
     assert!(
@@ -96,49 +120,18 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let d = data.to_str().unwrap();
-    let password = [("SEING_ADMIN_PASSWORD", "admin-password-1")];
-    let out = ok(seing(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "create-tenant",
-            "--name",
-            "Commune de Test",
-            "--siren",
-            SIREN,
-            "--departement",
-            "35",
-        ],
-        &password,
-    ));
+    let out = ok(create_tenant(d, "Commune de Test"));
     assert!(out.contains("created"), "{out}");
     // The same SIREN twice: one readable line, exit 3, nothing else created.
-    let again = seing(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "create-tenant",
-            "--name",
-            "Autre",
-            "--siren",
-            SIREN,
-            "--departement",
-            "35",
-        ],
-        &password,
-    );
+    let again = create_tenant(d, "Autre");
     assert_eq!(again.status.code(), Some(3));
     let stderr = String::from_utf8(again.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("seing: "), "{stderr}");
 
-    ok(seing(
+    ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-user",
             "--tenant",
             SIREN,
@@ -149,11 +142,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         ],
         &[("SEING_USER_PASSWORD", "fin-password-12")],
     ));
-    ok(seing(
+    ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-user",
             "--tenant",
             SIREN,
@@ -164,11 +155,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         ],
         &[],
     ));
-    ok(seing(
+    ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-desk",
             "--tenant",
             SIREN,
@@ -179,11 +168,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         ],
         &[],
     ));
-    ok(seing(
+    ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-desk",
             "--tenant",
             SIREN,
@@ -194,11 +181,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         ],
         &[],
     ));
-    let unknown = seing(
+    let unknown = admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-desk",
             "--tenant",
             SIREN,
@@ -210,11 +195,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         &[],
     );
     assert_eq!(unknown.status.code(), Some(3));
-    let out = ok(seing(
+    let out = ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "import-circuits",
             "--tenant",
             SIREN,
@@ -226,11 +209,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
         &[],
     ));
     assert!(out.contains("1 circuit(s) imported"), "{out}");
-    let out = ok(seing(
+    let out = ok(admin(
+        d,
         &[
-            "admin",
-            "--data-dir",
-            d,
             "create-token",
             "--tenant",
             SIREN,
@@ -243,16 +224,9 @@ fn admin_commands_prepare_a_tenant_that_serve_serves() {
     ));
     let token = out.lines().last().unwrap().trim().to_owned();
     assert!(token.starts_with("seing_"), "{out}");
-    let out = ok(seing(
-        &[
-            "admin",
-            "--data-dir",
-            d,
-            "create-token",
-            "--operator",
-            "--label",
-            "exploitation",
-        ],
+    let out = ok(admin(
+        d,
+        &["create-token", "--operator", "--label", "exploitation"],
         &[],
     ));
     let operator = out.lines().last().unwrap().trim().to_owned();
@@ -328,20 +302,8 @@ fn trust_store_and_server_keys_are_managed_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("data");
     let d = d.to_str().unwrap();
-    let admin = |args: &[&str]| {
-        let mut all = vec!["admin", "--data-dir", d];
-        all.extend_from_slice(args);
-        seing(&all, &[("SEING_ADMIN_PASSWORD", "admin-password-1")])
-    };
-    ok(admin(&[
-        "create-tenant",
-        "--name",
-        "Commune de Test",
-        "--siren",
-        SIREN,
-        "--departement",
-        "35",
-    ]));
+    let admin = |args: &[&str]| admin(d, args, &[]);
+    ok(create_tenant(d, "Commune de Test"));
     let pki = seing_certs_test::TestPki::shared();
     let out = ok(admin(&[
         "add-trust-anchor",
