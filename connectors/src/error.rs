@@ -57,6 +57,19 @@ pub enum Error {
         /// S²LOW's message on it, if any.
         message: Option<String>,
     },
+    /// Another dossier of the authority already sent an act under this numéro interne (a
+    /// prefecture takes each number once): the act needs a new number.
+    #[error(
+        "le numéro interne {number} a déjà servi à l'acte « {title} » (dossier {dossier}) : donnez un nouveau numéro interne à l'acte puis renvoyez-le"
+    )]
+    NumberUsed {
+        /// The numéro interne.
+        number: String,
+        /// The dossier that used it.
+        dossier: String,
+        /// That dossier's title.
+        title: String,
+    },
     /// The database holding the connectors' records failed.
     #[error("base de données : {0}")]
     Storage(String),

@@ -144,6 +144,11 @@ fn delivery(error: Error) -> DeliveryError {
             format!("s2low:{transaction}"),
             error.to_string(),
         ),
+        Error::NumberUsed { ref number, .. } => DeliveryError::refused(
+            Refuser::Prefecture,
+            format!("numero_interne:{number}"),
+            error.to_string(),
+        ),
         Error::Transport(_) | Error::Storage(_) | Error::Io { .. } => {
             DeliveryError::transient(error.to_string())
         }
@@ -401,6 +406,7 @@ impl Connectors {
             OffsetDateTime::now_utc().date(),
         )?;
         let number = valid.numero_interne.as_str().to_owned();
+        self.number_unused(tenant, payload.dossier, &number).await?;
         match &settings.transport {
             Transport::S2low(config) => {
                 let config = config.clone();
@@ -444,6 +450,35 @@ impl Connectors {
                     detail: json!({"numero_interne": number}),
                 })
             }
+        }
+    }
+
+    /// Refuses a numéro interne that another dossier of `tenant` already sent an act under:
+    /// S²LOW would refuse it (or, on a lost answer, seing would take the other act's
+    /// transaction for this one), and a prefecture reached another way takes each number once.
+    async fn number_unused(
+        &self,
+        tenant: TenantId,
+        dossier: DossierId,
+        number: &str,
+    ) -> Result<()> {
+        let row = sqlx::query(
+            "SELECT t.dossier_id, d.title FROM connector_transmissions t JOIN dossiers d ON d.id = t.dossier_id \
+             WHERE t.tenant_id = $1 AND t.kind = 'actes' AND t.match_key = $2 AND t.dossier_id <> $3",
+        )
+        .bind(tenant.to_string())
+        .bind(number.to_owned())
+        .bind(dossier.to_string())
+        .fetch_optional(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        match row {
+            None => Ok(()),
+            Some(row) => Err(Error::NumberUsed {
+                number: number.to_owned(),
+                dossier: row.try_get(0).map_err(storage)?,
+                title: row.try_get(1).map_err(storage)?,
+            }),
         }
     }
 

@@ -558,6 +558,47 @@ async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
     assert_eq!(double.helios().len(), 1);
 }
 
+/// Two dossiers under one numéro interne: the second is refused before anything is sent (S²LOW
+/// would refuse it, and after a lost answer its live transaction would be taken for the second
+/// act) and goes back to its emitter; S²LOW holds one act.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numero_interne_another_dossier_used_is_refused_before_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = world(dir).await;
+    let double = S2lowDouble::start(Options::default());
+    w.settings(json!({
+        "actes": {"transport": s2low(&double), "arrondissement": "1",
+                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+    }))
+    .await;
+    let first = w.deliberation("DEL_2026_077").await;
+    w.deliver().await;
+    assert_eq!(w.state(first).await, DossierState::Transmitted);
+    let second = w.deliberation("DEL_2026_077").await;
+    w.deliver().await;
+    let reason = format!(
+        "le numéro interne DEL_2026_077 a déjà servi à l'acte « Délibération DEL_2026_077 » \
+         (dossier {first}) : donnez un nouveau numéro interne à l'acte puis renvoyez-le"
+    );
+    w.assert_refused(second, RejectionOrigin::Prefecture, &reason)
+        .await;
+    assert_eq!(double.actes().len(), 1);
+    assert_eq!(w.state(first).await, DossierState::Transmitted);
+    let jobs = w
+        .engine
+        .dossier_jobs(w.emitter.tenant, second)
+        .await
+        .unwrap();
+    let job = jobs
+        .iter()
+        .find(|j| j.kind == seing_engine::outbox::JobKind::Transmission)
+        .unwrap();
+    assert_eq!(
+        (job.status, job.attempts),
+        (seing_engine::outbox::JobStatus::Failed, 1)
+    );
+}
+
 /// A PES whose S²LOW answer was lost: it waits for an administrator to give its transaction
 /// number, which is taken only when S²LOW holds the same file under it; then it is followed to
 /// its `PES_Acquit` like any other.
