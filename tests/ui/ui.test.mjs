@@ -477,6 +477,11 @@ await scenario("administration: a PES whose S²LOW answer was lost is given its 
   const dossierUrl = base + (await link.getAttribute("href"));
   assert.match(await section.textContent(), /PES_titres_77\.xml/);
   assert.match(await section.textContent(), /SHA-1 [0-9a-f]{40}/);
+  // The dossier itself says what is missing, and where to give it.
+  await page.goto(dossierUrl);
+  assert.match(await page.locator("#unnumbered").textContent(), /S²LOW a reçu ce PES, mais sa réponse s'est perdue.*Un administrateur doit saisir ce numéro dans la page Administration/s);
+  await page.locator("#unnumbered").getByRole("link", { name: "Administration" }).click();
+  await page.waitForURL(/\/administration$/);
   const input = section.getByLabel("Numéro de transaction S²LOW de PES_titres_77.xml");
   // A number S²LOW shows no PES under: refused in the form, nothing recorded.
   await input.fill("999999");
@@ -510,6 +515,7 @@ await scenario("administration: a PES whose S²LOW answer was lost is given its 
   await page.goto(dossierUrl);
   const journal = page.getByRole("region", { name: "Journal" });
   await journal.getByRole("cell", { name: "Numéro de transaction S²LOW saisi" }).waitFor();
+  assert.equal(await page.locator("#unnumbered").count(), 0);
 });
 
 await scenario("a tab of 110 dossiers is paged by 50, back and forth, counters and filters kept across pages", async (page) => {

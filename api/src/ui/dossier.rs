@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
+use seing_connectors::recovery;
 use seing_engine::circuit::StepAction;
 use seing_engine::ids::{DeskId, DossierId};
 use seing_engine::metadata::{MetaValue, Metadata};
@@ -167,6 +168,10 @@ struct DossierPage {
     can_act: bool,
     can_undo: bool,
     rejection: Option<RejectionView>,
+    /// S²LOW took this PES but its transaction number was lost: an administrator must give it.
+    unnumbered: bool,
+    /// The person administers the tenant (links to the administration page).
+    admin: bool,
     /// The person acts for the emitter of this rejected dossier: it may recycle it.
     can_recycle: bool,
     /// The person acts for the emitter of this draft: it may correct, submit or delete it.
@@ -328,6 +333,12 @@ pub async fn page(
         .flatten();
     let my_turn = current.is_some_and(|s| s.waiting_desks().iter().any(|d| acting.contains(d)));
     let emitter = acting.contains(&dossier.emitter_desk);
+    let unnumbered = dossier.state == DossierState::Transmitted
+        && recovery::unnumbered_pes(engine, actor.tenant)
+            .await
+            .map_err(ApiError::from)?
+            .iter()
+            .any(|p| p.dossier == id);
     let journal = engine.dossier_journal(actor, id).await?;
     let last_step_action = journal
         .iter()
@@ -481,6 +492,8 @@ pub async fn page(
             at: format::date_time(r.at),
             reason: r.reason.clone(),
         }),
+        unnumbered,
+        admin: person.admin,
         can_recycle: emitter && dossier.state == DossierState::Rejected,
         can_edit_draft: emitter && dossier.state == DossierState::Draft,
         opinions,
