@@ -84,9 +84,7 @@ impl DropFolder {
                 Err(Error::Exists(target))
             };
         }
-        let mut temp = tempfile::Builder::new()
-            .prefix(".seing-")
-            .tempfile_in(&self.outbox)
+        let mut temp = crate::paths::staging_file(".seing-", &self.outbox)
             .map_err(|e| Error::io(&self.outbox, e))?;
         temp.write_all(bytes)
             .and_then(|()| temp.as_file().sync_all())

@@ -91,6 +91,8 @@ fn built_archive_validates_and_reads_back() {
     )
     .unwrap();
     let package = write_package(&valid, &out, None).unwrap();
+    // Readable by whatever transmits it, as any file written there.
+    common::assert_ordinary_mode(&package.path);
 
     let stem = "006-210600730-20261129-DEL_2026_042-DE-1-1";
     assert_eq!(

@@ -21,6 +21,8 @@ fn deposits_are_whole_idempotent_and_never_overwrite() {
     let drop = folder(dir.path());
     let path = drop.deposit("PES-2026-01.xml", b"<PES_Aller/>").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"<PES_Aller/>");
+    // Readable by the program that takes it away, as any file written there.
+    common::assert_ordinary_mode(&path);
     // A retried delivery of the same bytes is a no-op.
     assert_eq!(
         drop.deposit("PES-2026-01.xml", b"<PES_Aller/>").unwrap(),

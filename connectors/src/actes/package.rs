@@ -127,10 +127,8 @@ pub fn write_package(acte: &ValidActe, out_dir: &Path, sequence: Option<u32>) ->
     let message = acte_xml(acte, &document, &annexes)?;
     let envelope = envelope_xml(acte, &acte.siren, &message_name)?;
 
-    let mut temp = tempfile::Builder::new()
-        .prefix(".seing-actes-")
-        .tempfile_in(out_dir)
-        .map_err(|e| Error::io(out_dir, e))?;
+    let mut temp =
+        crate::paths::staging_file(".seing-actes-", out_dir).map_err(|e| Error::io(out_dir, e))?;
     let temp_name = temp.path().to_path_buf();
     let io = |e| Error::io(&temp_name, e);
     {

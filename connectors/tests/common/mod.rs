@@ -23,6 +23,19 @@ fn missing(what: &str) {
     eprintln!("SKIP: {what} is missing");
 }
 
+/// Checks that `path` has the permissions of an ordinary file written in its folder (mode 0666
+/// less the umask), as the programs that read deposits need, not a temporary file's 0600.
+#[cfg(unix)]
+pub fn assert_ordinary_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let reference = path.with_file_name(".mode-reference");
+    std::fs::write(&reference, b"").unwrap();
+    let expected = mode(&reference);
+    std::fs::remove_file(&reference).unwrap();
+    assert_eq!(mode(path), expected, "{}", path.display());
+}
+
 /// `$SEING_SPECS_DIR` or `<workspace>/../shared/specs`, if present.
 pub fn specs() -> Option<PathBuf> {
     let dir = std::env::var_os("SEING_SPECS_DIR")
