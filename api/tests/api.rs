@@ -2,8 +2,12 @@
 //! SQLite and on PostgreSQL (a fresh schema per test): a dossier created by software with an
 //! API token goes through its circuit by people with sessions; and the security rules.
 
+#[allow(dead_code)]
 #[path = "common/database.rs"]
 mod database;
+#[allow(dead_code)]
+#[path = "common/tenant.rs"]
+mod tenant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +24,9 @@ use seing_engine::circuit::Template;
 use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{CircuitId, DeskId};
-use seing_engine::model::{Actor, NewTenant};
+use seing_engine::model::Actor;
 use serde_json::{Value, json};
+use tenant::TestTenant;
 use tower::ServiceExt;
 
 const SIREN_A: &str = "217500008";
@@ -188,53 +193,30 @@ struct World {
 
 async fn world(api: &TestApi, siren: &str) -> World {
     let engine = &api.engine;
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: format!("Commune {siren}"),
-            siren: siren.into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
+    // (desk, login, parent desk)
+    let people = [
+        ("Finances", "fin", None),
+        ("DRH", "drh", None),
+        ("Agents", "logiciel", Some("Finances")),
+    ];
+    let tenant =
+        TestTenant::with_parents(engine, &format!("Commune {siren}"), siren, &people).await;
+    let admin = tenant.admin;
     let hash = auth::hash_password(PASSWORD).unwrap();
     engine
-        .set_password_hash(tenant.id, admin.user, &hash)
+        .set_password_hash(admin.tenant, admin.user, &hash)
         .await
         .unwrap();
     let mut users = BTreeMap::new();
     let mut desks = BTreeMap::new();
-    for (login, desk, parent) in [
-        ("fin", "Finances", None),
-        ("drh", "DRH", None),
-        ("logiciel", "Agents", Some("Finances")),
-    ] {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
+    for (desk, login, _) in people {
+        let user = tenant.actors[login];
         engine
-            .set_password_hash(tenant.id, user.id, &hash)
+            .set_password_hash(user.tenant, user.user, &hash)
             .await
             .unwrap();
-        let parent = parent.map(|p| desks[p]);
-        let d = engine
-            .create_desk(admin, desk, parent, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(desk, d.id);
-        users.insert(
-            login,
-            Actor {
-                tenant: tenant.id,
-                user: user.id,
-            },
-        );
+        users.insert(login, user);
+        desks.insert(desk, tenant.desks[desk]);
     }
     let roles = BTreeMap::from([("drh".to_owned(), desks["DRH"])]);
     let conges = engine

@@ -7,6 +7,7 @@
 //! of the 15 dossiers to a local receiver that checks their HMAC signatures. Server-held keys with the real `seing serve`: a wrong
 //! PIN changes nothing, the right one signs, and neither reaches the logs.
 
+#[allow(dead_code)]
 #[path = "common/database.rs"]
 mod database;
 #[path = "common/multipart.rs"]
@@ -15,6 +16,8 @@ mod multipart;
 mod resources;
 #[path = "common/signing_keys.rs"]
 mod signing_keys;
+#[path = "common/tenant.rs"]
+mod tenant;
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
@@ -38,9 +41,10 @@ use seing_engine::access::Role;
 use seing_engine::circuit::Template;
 use seing_engine::clock::ManualClock;
 use seing_engine::docstore::DocumentStore;
-use seing_engine::model::{Actor, NewTenant};
+use seing_engine::model::Actor;
 use serde_json::{Value, json};
 use signing_keys::{chain_of, der_b64, sign_items, software_key};
+use tenant::TestTenant;
 use webhook_receiver::{Receiver, Worker};
 
 const SIREN_A: &str = "217500008";
@@ -202,49 +206,23 @@ struct World {
 }
 
 async fn world(engine: &Engine, siren: &str) -> World {
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: format!("Commune {siren}"),
-            siren: siren.into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
+    // (desk, login)
+    let people = [
+        ("Logiciel", "logiciel"),
+        ("Finances", "finances"),
+        ("Maire", "maire"),
+    ];
+    let tenant = TestTenant::create(engine, &format!("Commune {siren}"), siren, &people).await;
+    let admin = tenant.admin;
     let mut users = BTreeMap::from([("admin", admin)]);
     let mut desks = BTreeMap::new();
-    let mut desk_ids = BTreeMap::new();
-    for (login, desk) in [
-        ("logiciel", "Logiciel"),
-        ("finances", "Finances"),
-        ("maire", "Maire"),
-    ] {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
-        let d = engine
-            .create_desk(admin, desk, None, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(login, d.id.to_string());
-        desk_ids.insert(login.to_owned(), d.id);
-        users.insert(
-            login,
-            Actor {
-                tenant: tenant.id,
-                user: user.id,
-            },
-        );
+    for (desk, login) in people {
+        users.insert(login, tenant.actors[login]);
+        desks.insert(login, tenant.desks[desk].to_string());
     }
     let roles = BTreeMap::from([
-        ("finances".to_owned(), desk_ids["finances"]),
-        ("maire".to_owned(), desk_ids["maire"]),
+        ("finances".to_owned(), tenant.desks["Finances"]),
+        ("maire".to_owned(), tenant.desks["Maire"]),
     ]);
     let circuit = engine
         .create_circuit(admin, "Bordereaux PES", "pes-bordereaux", &roles)

@@ -9,6 +9,11 @@
 //! resubmitted dossier is sent again.
 
 mod common;
+#[allow(dead_code)]
+#[path = "../../api/tests/common/database.rs"]
+mod database;
+#[path = "../../api/tests/common/tenant.rs"]
+mod tenant;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::archive_system::{self, ArchiveSystem, SAE_TOKEN, transfer_reply};
+use database::{Kind, TestDatabase};
 use seing_connectors::Error;
 use seing_connectors::ports::Connectors;
 use seing_connectors::recovery;
@@ -27,13 +33,13 @@ use seing_engine::clock::SystemClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{DeskId, DossierId};
 use seing_engine::metadata::{MetaValue, Metadata};
-use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
+use seing_engine::model::{ActionInput, Actor, NewDocument, NewDossier, SignedOutput};
 use seing_engine::outbox::{DeliveryError, Job, RetryPolicy};
 use seing_engine::ports::{Dispatcher, Notifier, Receipt, Transmitter, WebhookSender};
-use seing_engine::storage::Database;
 use seing_engine::workflow::{DossierState, RejectionOrigin};
 use seing_s2low_double::{Fault, Options, Outcome, S2lowDouble, Tls};
 use serde_json::json;
+use tenant::TestTenant;
 
 /// The outbox's other ports, out of this test's scope: webhooks are dropped, notifications fail.
 struct Elsewhere;
@@ -64,10 +70,11 @@ struct World {
 }
 
 async fn world(dir: tempfile::TempDir) -> World {
-    let db = Database::connect(&format!("sqlite:{}", dir.path().join("seing.db").display()))
+    let db = TestDatabase::open(Kind::Sqlite, dir.path())
         .await
-        .unwrap();
-    db.migrate().await.unwrap();
+        .unwrap()
+        .database
+        .clone();
     let templates = seing_engine::circuit::Template::load_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows"),
     )
@@ -78,44 +85,19 @@ async fn world(dir: tempfile::TempDir) -> World {
         Arc::new(SystemClock),
         templates,
     );
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: "Commune de Démo".into(),
-            siren: "213500002".into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
-    let mut actors = BTreeMap::new();
-    let mut desks = BTreeMap::new();
-    for (desk, login) in [
+    // (desk, login)
+    let people = [
         ("dgs", "dgs"),
         ("maire", "maire"),
         ("finances", "fin"),
         ("secretariat", "secr"),
-    ] {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
-        let d = engine
-            .create_desk(admin, desk, None, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(desk, d.id);
-        actors.insert(
-            login,
-            Actor {
-                tenant: tenant.id,
-                user: user.id,
-            },
-        );
+    ];
+    let tenant = TestTenant::create(&engine, "Commune de Démo", "213500002", &people).await;
+    let admin = tenant.admin;
+    let actors = &tenant.actors;
+    let mut desks = BTreeMap::new();
+    for (desk, _) in people {
+        desks.insert(desk, tenant.desks[desk]);
     }
     let mut circuits = BTreeMap::new();
     for (template, roles) in [

@@ -13,23 +13,23 @@ use seing_engine::clock::ManualClock;
 use seing_engine::docstore::DocumentStore;
 use seing_engine::ids::{CircuitId, DeskId, DossierId};
 use seing_engine::metadata::{MetaValue, Metadata};
-use seing_engine::model::{Actor, NewDocument, NewDossier, NewTenant, SignedOutput};
-use seing_engine::storage::Database;
-use sqlx::Executor;
+use seing_engine::model::{Actor, NewDocument, NewDossier, SignedOutput};
 
-/// Which backend a test runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Sqlite,
-    Postgres,
-}
+#[path = "../../../api/tests/common/database.rs"]
+mod database;
+#[path = "../../../api/tests/common/tenant.rs"]
+mod tenant;
+
+pub use database::Kind;
+use database::TestDatabase;
+use tenant::TestTenant;
 
 /// One isolated engine.
 pub struct Harness {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
     pub kind: Kind,
-    schema: Option<String>,
+    database: TestDatabase,
     dir: tempfile::TempDir,
 }
 
@@ -54,50 +54,15 @@ pub fn templates() -> BTreeMap<String, Template> {
     templates
 }
 
-pub fn postgres_url() -> String {
-    std::env::var("SEING_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 impl Harness {
     /// A harness on `kind`, or `None` when PostgreSQL is unreachable outside CI.
     pub async fn new(kind: Kind) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let start = time::macros::datetime!(2026-03-02 09:00 UTC);
         let clock = Arc::new(ManualClock::new(start));
-        let (db, schema) = match kind {
-            Kind::Sqlite => {
-                let url = format!("sqlite:{}", dir.path().join("seing.db").display());
-                (Database::connect(&url).await.unwrap(), None)
-            }
-            Kind::Postgres => {
-                let url = postgres_url();
-                let admin = match Database::connect(&url).await {
-                    Ok(db) => db,
-                    Err(e) => {
-                        if std::env::var("CI").as_deref() == Ok("true") {
-                            panic!("PostgreSQL at {url} is unreachable and CI=true: {e}");
-                        }
-                        eprintln!("skipping the PostgreSQL run: {url} is unreachable ({e})");
-                        return None;
-                    }
-                };
-                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                admin
-                    .pool()
-                    .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                    .await
-                    .unwrap();
-                admin.close().await;
-                let db = Database::connect_in_schema(&url, Some(&schema))
-                    .await
-                    .unwrap();
-                (db, Some(schema))
-            }
-        };
-        db.migrate().await.unwrap();
+        let database = TestDatabase::open(kind, dir.path()).await?;
         let engine = Engine::new(
-            db,
+            database.database.clone(),
             DocumentStore::new(dir.path().join("documents")),
             clock.clone(),
             templates(),
@@ -106,7 +71,7 @@ impl Harness {
             engine,
             clock,
             kind,
-            schema,
+            database,
             dir,
         })
     }
@@ -119,49 +84,12 @@ impl Harness {
 
     /// The URL of this harness's database, its PostgreSQL schema included.
     pub fn database_url(&self) -> String {
-        match &self.schema {
-            None => format!("sqlite:{}", self.dir.path().join("seing.db").display()),
-            Some(schema) => {
-                let url = postgres_url();
-                let separator = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{separator}options[search_path]={schema}")
-            }
-        }
+        self.database.url().to_owned()
     }
 
     /// Closes the pool; dropping the harness then drops the PostgreSQL schema.
     pub async fn cleanup(self) {
         self.engine.database().close().await;
-    }
-}
-
-impl Drop for Harness {
-    /// Drops the test's PostgreSQL schema, also when the test panicked (on a thread of its own,
-    /// since this may run inside the test's runtime).
-    fn drop(&mut self) {
-        let Some(schema) = self.schema.take() else {
-            return;
-        };
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = Database::connect(&postgres_url()).await.unwrap();
-                let mut conn = admin.pool().acquire().await.unwrap();
-                conn.execute("SET lock_timeout = '10s'").await.unwrap();
-                conn.execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-                    .await
-                    .unwrap();
-                drop(conn);
-                admin.close().await;
-            });
-        })
-        .join();
-        if dropped.is_err() {
-            eprintln!("could not drop a test schema");
-        }
     }
 }
 
@@ -218,38 +146,13 @@ const DESKS: &[(&str, &str, Option<&str>)] = &[
 ];
 
 pub async fn world(engine: &Engine, siren: &str) -> World {
-    let (tenant, admin) = engine
-        .create_tenant(NewTenant {
-            name: "Commune de Test".into(),
-            siren: siren.into(),
-            departement: "35".into(),
-            admin_login: "admin".into(),
-            admin_name: "Admin".into(),
-        })
-        .await
-        .unwrap();
-    let admin = Actor {
-        tenant: tenant.id,
-        user: admin.id,
-    };
+    let tenant = TestTenant::with_parents(engine, "Commune de Test", siren, DESKS).await;
+    let admin = tenant.admin;
     let mut users = BTreeMap::new();
     let mut desks = BTreeMap::new();
-    for (desk, login, parent) in DESKS {
-        let user = engine
-            .create_user(admin, login, login, false)
-            .await
-            .unwrap();
-        let actor = Actor {
-            tenant: tenant.id,
-            user: user.id,
-        };
-        users.insert(*login, actor);
-        let parent = parent.map(|p| desks[p]);
-        let d = engine
-            .create_desk(admin, desk, parent, &[user.id])
-            .await
-            .unwrap();
-        desks.insert(*desk, d.id);
+    for (desk, login, _) in DESKS {
+        users.insert(*login, tenant.actors[*login]);
+        desks.insert(*desk, tenant.desks[*desk]);
     }
     // A second holder of the finance desk, for concurrent actions on one desk.
     let fin2 = engine
@@ -259,7 +162,7 @@ pub async fn world(engine: &Engine, siren: &str) -> World {
     users.insert(
         "fin2",
         Actor {
-            tenant: tenant.id,
+            tenant: admin.tenant,
             user: fin2.id,
         },
     );
