@@ -307,6 +307,12 @@ fn s2low(double: &S2lowDouble) -> serde_json::Value {
     transport
 }
 
+/// The @ctes settings of the test authority over `transport`.
+fn actes(transport: serde_json::Value) -> serde_json::Value {
+    json!({"transport": transport, "arrondissement": "1", "nature_collectivite": "32",
+           "email_retour": ["actes@mairie-demo.fr"]})
+}
+
 fn archive(dir: &Path) -> serde_json::Value {
     json!({
         "drop_folder": {"outbox": dir.join("sae/sortie"), "inbox": dir.join("sae/entree")},
@@ -337,8 +343,7 @@ async fn deliberation_goes_through_s2low_to_acknowledged_then_archived() {
     let w = world(dir).await;
     let double = tls_double();
     w.settings(json!({
-        "actes": {"transport": s2low(&double), "arrondissement": "1",
-                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "actes": actes(s2low(&double)),
         "archive": archive(&root),
     }))
     .await;
@@ -469,8 +474,7 @@ async fn a_send_cut_off_after_s2low_took_it_is_retried_without_a_duplicate() {
     let w = world(dir).await;
     let double = tls_double();
     w.settings(json!({
-        "actes": {"transport": s2low(&double), "arrondissement": "1",
-                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "actes": actes(s2low(&double)),
         "helios": {"transport": s2low(&double)},
     }))
     .await;
@@ -549,8 +553,7 @@ async fn a_numero_interne_another_dossier_used_is_refused_before_sending() {
     let w = world(dir).await;
     let double = S2lowDouble::start(Options::default());
     w.settings(json!({
-        "actes": {"transport": s2low(&double), "arrondissement": "1",
-                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "actes": actes(s2low(&double)),
     }))
     .await;
     let first = w.deliberation("DEL_2026_077").await;
@@ -705,8 +708,7 @@ async fn s2low_refusals_send_the_dossier_back_and_a_corrected_act_is_sent_again(
     let w = world(dir).await;
     let double = S2lowDouble::start(Options::default());
     w.settings(json!({
-        "actes": {"transport": s2low(&double), "arrondissement": "1",
-                  "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]},
+        "actes": actes(s2low(&double)),
         "helios": {"transport": s2low(&double)},
     }))
     .await;
@@ -783,10 +785,8 @@ async fn drop_folder_refusals_send_the_dossier_back() {
     let root = dir.path().to_path_buf();
     let w = world(dir).await;
     w.settings(json!({
-        "actes": {"transport": {"kind": "drop_folder",
-            "outbox": root.join("actes/sortie"), "inbox": root.join("actes/entree")},
-                  "arrondissement": "1", "nature_collectivite": "32",
-                  "email_retour": ["actes@mairie-demo.fr"]},
+        "actes": actes(json!({"kind": "drop_folder",
+            "outbox": root.join("actes/sortie"), "inbox": root.join("actes/entree")})),
         "helios": {"transport": {"kind": "drop_folder",
             "outbox": root.join("helios/sortie"), "inbox": root.join("helios/entree")}},
         "archive": archive(&root),
@@ -938,9 +938,7 @@ async fn archives_are_posted_once_by_http_and_their_reply_is_read_back() {
     let w = world(dir).await;
     let double = tls_double();
     let sae = ArchiveSystem::start(root.join("sae")).await;
-    let actes = json!({"transport": s2low(&double), "arrondissement": "1",
-                       "nature_collectivite": "32", "email_retour": ["actes@mairie-demo.fr"]});
-    w.settings(json!({"actes": actes, "archive": sae.settings(SAE_TOKEN)}))
+    w.settings(json!({"actes": actes(s2low(&double)), "archive": sae.settings(SAE_TOKEN)}))
         .await;
     let id = w.deliberation("DEL_2026_010").await;
     w.deliver().await;
