@@ -31,7 +31,8 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use crate::actes::{
-    ActeDocument, ActesMetadata, ActesReturn, SizeLimits, read_archive, validate, write_package,
+    ActeDocument, ActesMetadata, ActesReturn, ArAnnulation, SizeLimits, read_archive, validate,
+    write_package,
 };
 use crate::dropfolder::{DropFolder, InboxFile, Return};
 use crate::s2low::{ActesTransaction, HeliosTransaction, S2low, TransmissionState};
@@ -134,6 +135,8 @@ pub struct PollRun {
     pub waiting: usize,
     /// Notification links that expired unopened.
     pub expired: usize,
+    /// Acknowledged acts whose cancellation the prefecture acknowledged (`ARAnnulation`).
+    pub cancelled: usize,
 }
 
 fn delivery(error: Error) -> DeliveryError {
@@ -812,6 +815,81 @@ impl Connectors {
         self.record_reply(pending, &reply, &bytes).await.map(Some)
     }
 
+    /// Records the prefecture's acknowledgement (`ARAnnulation`) that an act it had
+    /// acknowledged was cancelled, a cancellation made outside seing: the send is marked
+    /// `cancelled`, the return kept as proof and the dossier's journal says so; the dossier
+    /// keeps its state. False when no act acknowledged through a drop folder has this `IDActe`.
+    async fn record_cancellation(&self, cancel: &ArAnnulation, proof: &[u8]) -> Result<bool> {
+        let Some(number) = numero_in(&cancel.id_acte) else {
+            return Ok(false);
+        };
+        let rows = sqlx::query(
+            "SELECT dossier_id, step, tenant_id, detail FROM connector_transmissions \
+             WHERE kind = 'actes' AND transport = 'drop_folder' AND state = 'acknowledged' AND match_key = $1",
+        )
+        .bind(number.to_owned())
+        .fetch_all(self.engine.database().pool())
+        .await
+        .map_err(storage)?;
+        let detail_of = |row: &sqlx::any::AnyRow| {
+            row.try_get::<String, _>(3)
+                .ok()
+                .and_then(|d| serde_json::from_str::<Value>(&d).ok())
+                .filter(Value::is_object)
+                .unwrap_or_else(|| json!({}))
+        };
+        let Some(row) = rows
+            .iter()
+            .find(|row| detail_of(row)["reference"] == cancel.id_acte.as_str())
+        else {
+            return Ok(false);
+        };
+        let text = |i: usize| row.try_get::<String, _>(i).map_err(storage);
+        let dossier: DossierId = text(0)?.parse().map_err(|_| storage("dossier_id"))?;
+        let tenant: TenantId = text(2)?.parse().map_err(|_| storage("tenant_id"))?;
+        let step: i64 = row.try_get(1).map_err(storage)?;
+        let proof = self
+            .engine
+            .documents_store()
+            .put(proof.to_vec())
+            .await
+            .map_err(|e| Error::io("retour", e))?;
+        let received = cancel.date_reception.to_string();
+        let mut detail = detail_of(row);
+        detail["cancellation"] = json!({"date_reception": received, "proof_sha256": proof});
+        let mut tx = self
+            .engine
+            .database()
+            .begin_write()
+            .await
+            .map_err(storage)?;
+        sqlx::query(
+            "UPDATE connector_transmissions SET state = 'cancelled', detail = $1, updated_at = $2 \
+             WHERE dossier_id = $3 AND step = $4 AND state = 'acknowledged'",
+        )
+        .bind(detail.to_string())
+        .bind(now_text())
+        .bind(dossier.to_string())
+        .bind(step)
+        .execute(&mut *tx)
+        .await
+        .map_err(storage)?;
+        let note = json!({"step": step, "reference": cancel.id_acte, "date_reception": received});
+        self.engine
+            .connector_note(
+                &mut tx,
+                tenant,
+                dossier,
+                None,
+                "transmission.cancelled",
+                note,
+            )
+            .await
+            .map_err(engine_error)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(true)
+    }
+
     /// Handles one inbox file against the waiting sends; true when it matched one.
     async fn take_return(
         &self,
@@ -845,7 +923,31 @@ impl Connectors {
                     .await?;
                 run.refused += 1;
             }
-            Return::Actes(_) => return Ok(false),
+            Return::Actes(ActesReturn::EnvelopeAnomaly(anomaly)) => {
+                // The refused envelope lists the act's message, named after its numéro interne.
+                let Some(p) = anomaly
+                    .forms
+                    .iter()
+                    .filter_map(|form| numero_in(form))
+                    .find_map(|number| matching("actes", number))
+                else {
+                    return Ok(false);
+                };
+                let detail = json!({"nature": anomaly.nature, "detail": anomaly.detail, "forms": anomaly.forms});
+                let reason = match &anomaly.detail {
+                    Some(text) => format!("anomalie d'enveloppe {} : {text}", anomaly.nature),
+                    None => format!("anomalie d'enveloppe {}", anomaly.nature),
+                };
+                self.refuse(p, &file.bytes, Refuser::Prefecture, reason, detail)
+                    .await?;
+                run.refused += 1;
+            }
+            Return::Actes(ActesReturn::CancellationAcknowledged(cancel)) => {
+                if !self.record_cancellation(cancel, &file.bytes).await? {
+                    return Ok(false);
+                }
+                run.cancelled += 1;
+            }
             Return::Helios(acquit) => {
                 let Some(p) = acquit
                     .file_name
@@ -930,6 +1032,25 @@ impl Connectors {
                 _ => run.waiting += 1,
             }
         }
+        // The prefecture may acknowledge an act's cancellation long after the act itself,
+        // with nothing else waiting: every @ctes inbox is read.
+        let tenants = sqlx::query("SELECT tenant_id FROM connector_settings")
+            .fetch_all(self.engine.database().pool())
+            .await
+            .map_err(storage)?;
+        for row in &tenants {
+            let tenant: TenantId = row
+                .try_get::<String, _>(0)
+                .map_err(storage)?
+                .parse()
+                .map_err(|_| storage("tenant_id"))?;
+            let actes = settings(&self.engine, tenant).await?.and_then(|s| s.actes);
+            if let Some(Transport::DropFolder(folder)) = actes.map(|a| a.transport)
+                && !inboxes.contains(&folder)
+            {
+                inboxes.push(folder);
+            }
+        }
         for folder in inboxes {
             let files = blocking({
                 let folder = folder.clone();
@@ -944,6 +1065,12 @@ impl Connectors {
         }
         Ok(run)
     }
+}
+
+/// The numéro interne in an @ctes name built as `<dept>-<SIREN>-<date>-<numéro>-<nature>…`
+/// (the messages an envelope lists, an act's `IDActe`); a numéro has no hyphen.
+fn numero_in(name: &str) -> Option<&str> {
+    name.split('-').nth(3).filter(|n| !n.is_empty())
 }
 
 /// The prefecture's reason in an `AnomalieActe`: its nature code and its detail.

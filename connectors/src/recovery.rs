@@ -191,7 +191,7 @@ pub async fn number_pes(
             &mut tx,
             tenant,
             dossier,
-            user,
+            Some(user),
             "transmission.numbered",
             json!({"step": step, "reference": format!("s2low:{transaction}"), "sha1": sent_sha1}),
         )

@@ -778,6 +778,94 @@ async fn s2low_refusals_send_the_dossier_back_and_a_corrected_act_is_sent_again(
     );
 }
 
+/// What else a prefecture sends back through a drop folder: the real `AnomalieEnveloppe`
+/// sample, which lists the message of act 4365, refuses that act; the real `ARActe` of act 684
+/// acknowledges it, and an `ARAnnulation` of it is journaled; a return that names no act of
+/// seing's (the real `ARAnnulation` sample) stays in the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_folder_envelope_anomalies_and_cancellations_are_read() {
+    let Some(specs) = common::specs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let w = world(dir).await;
+    w.settings(json!({
+        "actes": actes(json!({"kind": "drop_folder",
+            "outbox": root.join("actes/sortie"), "inbox": root.join("actes/entree")})),
+    }))
+    .await;
+    let refused = w.deliberation("4365").await;
+    let cancelled = w.deliberation("684").await;
+    w.deliver().await;
+    assert_eq!(w.state(refused).await, DossierState::Transmitted);
+    assert_eq!(w.state(cancelled).await, DossierState::Transmitted);
+    let inbox = root.join("actes/entree");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let sample = |name: &str, to: &str| {
+        std::fs::copy(specs.join("actes/examples").join(name), inbox.join(to)).unwrap();
+    };
+    sample(
+        "ANO_EACT--214400152--20180925-1.xml",
+        "anomalie-enveloppe.xml",
+    );
+    sample("006-210600235-20180522-684-AI-1-2_5279.xml", "ar-684.xml");
+    sample(
+        "044-214400152-20181106-TEST_DGCL_4-DE-6-2_10.xml",
+        "annulation-autre.xml",
+    );
+    let run = w.connectors.poll().await.unwrap();
+    assert_eq!(
+        (run.refused, run.acknowledged, run.cancelled),
+        (1, 1, 0),
+        "{run:?}"
+    );
+    w.assert_refused(
+        refused,
+        RejectionOrigin::Prefecture,
+        "anomalie d'enveloppe 999 : ODT-VERIF-17 : La transaction que vous avez envoyé n'est pas reconnu dans l'application ACTES.",
+    )
+    .await;
+    assert_eq!(w.state(cancelled).await, DossierState::Acknowledged);
+
+    std::fs::write(
+        inbox.join("annulation-684.xml"),
+        r#"<?xml version="1.0" encoding="ISO-8859-1"?>
+<actes:ARAnnulation xmlns:actes="http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
+  actes:DateReception="2018-06-04" actes:IDActe="006-210600235-20180522-684-AI"/>"#,
+    )
+    .unwrap();
+    let run = w.connectors.poll().await.unwrap();
+    assert_eq!(
+        (run.refused, run.acknowledged, run.cancelled),
+        (0, 0, 1),
+        "{run:?}"
+    );
+    // The dossier keeps its state; its journal says the act was cancelled, and when.
+    assert_eq!(w.state(cancelled).await, DossierState::Acknowledged);
+    let journal = w
+        .engine
+        .connector_journal(w.emitter.tenant, cancelled)
+        .await
+        .unwrap();
+    let last = journal.last().unwrap();
+    assert_eq!(last.action, "transmission.cancelled");
+    assert_eq!(last.user, None);
+    let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+    assert_eq!(detail["reference"], "006-210600235-20180522-684-AI");
+    assert_eq!(detail["date_reception"], "2018-06-04");
+    assert_eq!(
+        common::list(&inbox.join("traites")),
+        ["annulation-684.xml", "anomalie-enveloppe.xml", "ar-684.xml"]
+    );
+    assert!(inbox.join("annulation-autre.xml").is_file());
+    // Read once: nothing left to match.
+    let run = w.connectors.poll().await.unwrap();
+    assert_eq!(
+        (run.refused, run.acknowledged, run.cancelled),
+        (0, 0, 0),
+        "{run:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_folder_refusals_send_the_dossier_back() {
     let Some(specs) = common::specs() else { return };

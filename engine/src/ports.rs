@@ -152,15 +152,16 @@ impl Engine {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Journals what a person did about a connector's send without changing the dossier's
-    /// state (an administrator giving a PES its S²LOW transaction number), inside the
-    /// connector's own transaction `conn`, so that its record and the entry are kept together.
+    /// Journals what happened to a connector's send without changing the dossier's state (an
+    /// administrator, `user`, giving a PES its S²LOW transaction number; the prefecture
+    /// acknowledging an act's cancellation), inside the connector's own transaction `conn`, so
+    /// that its record and the entry are kept together.
     pub async fn connector_note(
         &self,
         conn: &mut sqlx::AnyConnection,
         tenant: TenantId,
         dossier: DossierId,
-        user: UserId,
+        user: Option<UserId>,
         action: &'static str,
         detail: serde_json::Value,
     ) -> EngineResult<JournalEntry> {
@@ -169,7 +170,7 @@ impl Engine {
             NewEntry {
                 tenant,
                 at: crate::engine::db_time(self.now()),
-                user: Some(user),
+                user,
                 desk: None,
                 on_behalf_of: None,
                 dossier: Some(dossier),

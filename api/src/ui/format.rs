@@ -74,6 +74,7 @@ pub fn journal_action(action: &str) -> String {
         "refused" => "Refusé",
         "expired" => "Lien expiré",
         "transmission.numbered" => "Numéro de transaction S²LOW saisi",
+        "transmission.cancelled" => "Annulation accusée par la préfecture",
         other => return other.to_owned(),
     }
     .to_owned()
