@@ -644,6 +644,15 @@ impl Connectors {
         Ok(())
     }
 
+    /// Stores a received return in the document store (proof of what came back); its SHA-256.
+    async fn keep_proof(&self, bytes: &[u8]) -> Result<String> {
+        self.engine
+            .documents_store()
+            .put(bytes.to_vec())
+            .await
+            .map_err(|e| Error::io("retour", e))
+    }
+
     /// Keeps a received return as proof (in the document store), reports `outcome` to the
     /// engine and closes the send as `state`. A transmission's report comes first in case the
     /// worker has not made it yet (either report made twice is refused by the engine as a
@@ -658,12 +667,7 @@ impl Connectors {
         state: &str,
         mut detail: Value,
     ) -> Result<()> {
-        let proof = self
-            .engine
-            .documents_store()
-            .put(proof.to_vec())
-            .await
-            .map_err(|e| Error::io("retour", e))?;
+        let proof = self.keep_proof(proof).await?;
         let mut events = Vec::new();
         if pending.kind != "archive" {
             events.push(ConnectorEvent::Transmitted);
@@ -848,12 +852,7 @@ impl Connectors {
         let dossier: DossierId = text(0)?.parse().map_err(|_| storage("dossier_id"))?;
         let tenant: TenantId = text(2)?.parse().map_err(|_| storage("tenant_id"))?;
         let step: i64 = row.try_get(1).map_err(storage)?;
-        let proof = self
-            .engine
-            .documents_store()
-            .put(proof.to_vec())
-            .await
-            .map_err(|e| Error::io("retour", e))?;
+        let proof = self.keep_proof(proof).await?;
         let received = cancel.date_reception.to_string();
         let mut detail = detail_of(row);
         detail["cancellation"] = json!({"date_reception": received, "proof_sha256": proof});
