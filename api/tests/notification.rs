@@ -28,9 +28,8 @@ mod tenant;
 #[path = "common/webhook_receiver.rs"]
 mod webhook_receiver;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use database::Kind;
-use seing_engine::ids::DossierId;
 use serde_json::{Value, json};
 use service::{EVERY_TRANSITION, Service};
 use smtp::{Smtp, notification_link};
@@ -231,12 +230,19 @@ async fn award_is_notified(kind: Kind) {
     );
 
     // The emitter resubmits it: once signed again, a new mail goes out with a new link.
-    let dossier: DossierId = ids[1].parse().unwrap();
-    service
-        .engine
-        .recycle(service.actors["logiciel"], dossier, None)
-        .await
-        .unwrap();
+    let (status, body) = service
+        .json(
+            Method::POST,
+            &format!("/api/v1/dossiers/{}/recycle", ids[1]),
+            &service.software,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["state"]),
+        (StatusCode::OK, &json!("draft")),
+        "{body}"
+    );
     service.submit(&ids[1]).await;
     service.visa(&ids[1], "marches", json!({})).await;
     service.sign(&ids[1], "maire").await;
@@ -252,6 +258,65 @@ async fn award_is_notified(kind: Kind) {
     assert_eq!(status, StatusCode::OK);
     assert!(body.starts_with(&pdfs[1]) && body.len() > pdfs[1].len());
     service.wait_state(&ids[1], "archived").await;
+
+    // An address the recipient's mail server refuses (« 550 5.1.1 »): nothing is retried, the
+    // dossier goes back to its emitter saying why; corrected, it goes out again.
+    let refused = "offres@inconnu.invalid";
+    let id = service
+        .create(
+            json!({
+                "title": "Marché 2026-016 mobilier",
+                "circuit": circuit,
+                "emitter_desk": service.desks["secretariat"],
+                "metadata": {"destinataire_email": refused},
+                "chosen_desks": {"signataire": service.desks["maire"]},
+            }),
+            ("notification-attribution.pdf", &pdfs[0]),
+        )
+        .await;
+    service.visa(&id, "marches", json!({})).await;
+    service.sign(&id, "maire").await;
+    service.wait_state(&id, "rejected").await;
+    let back = service.dossier(&id).await;
+    assert_eq!(back["rejection"]["origin"], "recipient", "{back}");
+    let reason = back["rejection"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "le destinataire {refused} ne peut pas recevoir la notification"
+        )) && reason.contains("550")
+            && reason.ends_with("corrigez « destinataire_email » puis renvoyez le dossier"),
+        "{reason}"
+    );
+    let events = service.wait_webhooks(&id, 8).await;
+    assert_eq!(
+        events[6..],
+        ["dossier.refused", "dossier.rejected"],
+        "{events:?}"
+    );
+    assert_eq!(mails(&smtp, 3).await.len(), 3, "nothing reached the server");
+    let (status, body) = service
+        .json(
+            Method::POST,
+            &format!("/api/v1/dossiers/{id}/recycle"),
+            &service.software,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = service
+        .json(
+            Method::PATCH,
+            &format!("/api/v1/dossiers/{id}"),
+            &service.software,
+            json!({"metadata": {"destinataire_email": RECIPIENT}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    service.submit(&id).await;
+    service.visa(&id, "marches", json!({})).await;
+    service.sign(&id, "maire").await;
+    service.wait_state(&id, "transmitted").await;
+    assert_eq!(mails(&smtp, 4).await.len(), 4);
     worker.stop().await;
     service.close().await;
 }

@@ -70,6 +70,17 @@ pub enum Error {
         /// That dossier's title.
         title: String,
     },
+    /// The notification's recipient cannot receive it: the address is not one, or its mail
+    /// server refuses it for good (SMTP 5xx). The dossier needs another recipient.
+    #[error(
+        "le destinataire {recipient} ne peut pas recevoir la notification ({reason}) : corrigez « destinataire_email » puis renvoyez le dossier"
+    )]
+    RecipientRefused {
+        /// The address, as given.
+        recipient: String,
+        /// Why, as the address parser or the mail server says.
+        reason: String,
+    },
     /// The database holding the connectors' records failed.
     #[error("base de données : {0}")]
     Storage(String),

@@ -144,10 +144,14 @@ pub(crate) async fn send(
     {
         return Ok(outgoing.recipient.to_owned());
     }
-    let recipient: lettre::message::Mailbox = outgoing
-        .recipient
-        .parse()
-        .map_err(|e| Error::Refused(format!("destinataire « {} » : {e}", outgoing.recipient)))?;
+    let recipient: lettre::message::Mailbox =
+        outgoing
+            .recipient
+            .parse()
+            .map_err(|e| Error::RecipientRefused {
+                recipient: outgoing.recipient.to_owned(),
+                reason: format!("adresse invalide : {e}"),
+            })?;
     let from: lettre::message::Mailbox = settings
         .from
         .parse()
@@ -206,7 +210,21 @@ pub(crate) async fn send(
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| Error::Refused(format!("message : {e}")))?;
-    mail(settings, message).await?;
+    if let Err(error) = mail(settings, message).await {
+        if matches!(error, Error::RecipientRefused { .. }) {
+            // Never delivered: its link is dead.
+            sqlx::query(
+                "UPDATE connector_transmissions SET state = 'refused', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'mailing'",
+            )
+            .bind(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default())
+            .bind(outgoing.dossier.to_string())
+            .bind(step)
+            .execute(pool)
+            .await
+            .map_err(storage)?;
+        }
+        return Err(error);
+    }
     // Unless the link was opened meanwhile: the receipt stays.
     sqlx::query(
         "UPDATE connector_transmissions SET state = 'sent', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'mailing'",
@@ -224,6 +242,12 @@ pub(crate) async fn send(
 /// STARTTLS required, a server that does not offer it gets nothing.
 pub async fn mail(settings: &NotificationSettings, message: Message) -> Result<()> {
     let host = &settings.smtp_host;
+    let recipients: Vec<String> = message
+        .envelope()
+        .to()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     mailer(settings)?.send(message).await.map_err(|e| {
         // lettre says this in English; the operator reads the job's error in French.
         if settings.smtp_security == SmtpSecurity::Starttls && e.to_string().contains("STARTTLS") {
@@ -234,11 +258,25 @@ pub async fn mail(settings: &NotificationSettings, message: Message) -> Result<(
             Error::Transport(format!(
                 "SMTP {host} : échec TLS ({e}) : vérifier « smtp_ca » et que le certificat du serveur porte le nom {host}"
             ))
+        } else if refuses_recipient(&e) {
+            // The server will not take this address, whenever the mail is sent again.
+            Error::RecipientRefused {
+                recipient: recipients.join(", "),
+                reason: format!("SMTP {host} : {e}"),
+            }
         } else {
             Error::Transport(format!("SMTP {host} : {e}"))
         }
     })?;
     Ok(())
+}
+
+/// Whether an SMTP error is the server refusing the recipient's address for good (550, 551,
+/// 553, unless its enhanced code says security or policy, 5.7.x: a relay refused is the
+/// server's configuration, not the address).
+fn refuses_recipient(error: &lettre::transport::smtp::Error) -> bool {
+    let code = error.status().map(|c| c.to_string());
+    matches!(code.as_deref(), Some("550" | "551" | "553")) && !error.to_string().contains(" 5.7.")
 }
 
 /// The SMTP transport of `settings`, TLS as they say; reads the CA file now, so a bad file is

@@ -147,6 +147,11 @@ fn delivery(error: Error) -> DeliveryError {
             format!("s2low:{transaction}"),
             error.to_string(),
         ),
+        Error::RecipientRefused { ref recipient, .. } => DeliveryError::refused(
+            Refuser::Recipient,
+            format!("mail:{recipient}"),
+            error.to_string(),
+        ),
         Error::NumberUsed { ref number, .. } => DeliveryError::refused(
             Refuser::Prefecture,
             format!("numero_interne:{number}"),

@@ -174,6 +174,8 @@ pub enum Refuser {
     Dgfip,
     /// The archive service (an `ArchiveTransferReply` rejecting the transfer).
     Archive,
+    /// The notification's recipient, whose mail server refuses the address.
+    Recipient,
 }
 
 /// Who sent a dossier back to its emitter.
@@ -198,6 +200,7 @@ impl From<Refuser> for RejectionOrigin {
             Refuser::Prefecture => Self::Prefecture,
             Refuser::Dgfip => Self::Dgfip,
             Refuser::Archive => Self::Archive,
+            Refuser::Recipient => Self::Recipient,
         }
     }
 }
@@ -425,12 +428,14 @@ impl Progress {
                     Refuser::Prefecture => step.channel == Some(Channel::Actes),
                     Refuser::Dgfip => step.channel == Some(Channel::Helios),
                     Refuser::Archive => step.action == StepAction::Archive,
+                    Refuser::Recipient => step.action == StepAction::Notification,
                 };
-                // A transmission is refused once sent, or at sending by the platform itself.
+                // A transmission or a notification is refused once sent, or at sending by the
+                // platform or the recipient's mail server itself.
                 let waiting = if step.action == StepAction::Archive {
                     self.state != DossierState::Archived
                 } else {
-                    step.action == StepAction::Transmission
+                    sends
                         && matches!(
                             self.state,
                             DossierState::Finished | DossierState::Transmitted
@@ -583,7 +588,8 @@ mod tests {
             by,
             reason: "r".into(),
         };
-        // Neither the DGFiP nor the archive answer for an act, sent or not.
+        // Neither the DGFiP, the archive nor a mail recipient answer for an act, sent or not.
+        assert!(p.connector_event(refused(Refuser::Recipient)).is_err());
         assert!(p.connector_event(refused(Refuser::Dgfip)).is_err());
         assert!(p.connector_event(refused(Refuser::Archive)).is_err());
         // The platform may refuse the act at sending: back to the emitter from that step.

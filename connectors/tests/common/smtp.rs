@@ -1,7 +1,8 @@
 //! An SMTP server for tests: Python `aiosmtpd` (installed by `scripts/install-test-deps`)
 //! writing every message into a Maildir, on a free port of 127.0.0.1; stopped on drop. A test
-//! whose aiosmtpd is missing skips, unless `CI=true`, where it fails. It can hold its answer to
-//! the first message (`holding_mailbox.py`), a crash window for the client.
+//! whose aiosmtpd is missing skips, unless `CI=true`, where it fails. It refuses the recipients
+//! at `inconnu.invalid` (« 550 5.1.1 »), and can hold its answer to the first message, a crash
+//! window for the client (`mailboxes.py`).
 
 #![allow(dead_code)] // each test file uses part of it
 
@@ -66,11 +67,7 @@ impl Smtp {
         let maildir = dir.join("maildir");
         let control = dir.join("smtp-control");
         std::fs::create_dir_all(&control).unwrap();
-        std::fs::write(
-            control.join("holding_mailbox.py"),
-            include_str!("holding_mailbox.py"),
-        )
-        .unwrap();
+        std::fs::write(control.join("mailboxes.py"), include_str!("mailboxes.py")).unwrap();
         let mut command = Command::new("python3");
         command
             .env("PYTHONPATH", &control)
@@ -79,12 +76,10 @@ impl Smtp {
             .args(options);
         if hold_first {
             command
-                .args(["-c", "holding_mailbox.HoldingMailbox"])
+                .args(["-c", "mailboxes.HoldingMailbox"])
                 .args([&maildir, &control]);
         } else {
-            command
-                .args(["-c", "aiosmtpd.handlers.Mailbox"])
-                .arg(&maildir);
+            command.args(["-c", "mailboxes.Mailbox"]).arg(&maildir);
         }
         let smtp = Self {
             child: command
