@@ -210,31 +210,27 @@ pub(crate) async fn send(
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| Error::Refused(format!("message : {e}")))?;
-    if let Err(error) = mail(settings, message).await {
-        if matches!(error, Error::RecipientRefused { .. }) {
-            // Never delivered: its link is dead.
-            sqlx::query(
-                "UPDATE connector_transmissions SET state = 'refused', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'mailing'",
-            )
-            .bind(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default())
-            .bind(outgoing.dossier.to_string())
-            .bind(step)
-            .execute(pool)
-            .await
-            .map_err(storage)?;
-        }
-        return Err(error);
+    // The mail's state once the server answered, unless the link was opened meanwhile (the
+    // receipt stays); a refused address's link was never delivered: it is dead.
+    let outcome = mail(settings, message).await;
+    let state = match &outcome {
+        Ok(()) => Some("sent"),
+        Err(Error::RecipientRefused { .. }) => Some("refused"),
+        Err(_) => None,
+    };
+    if let Some(state) = state {
+        sqlx::query(
+            "UPDATE connector_transmissions SET state = $1, updated_at = $2 WHERE dossier_id = $3 AND step = $4 AND state = 'mailing'",
+        )
+        .bind(state)
+        .bind(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default())
+        .bind(outgoing.dossier.to_string())
+        .bind(step)
+        .execute(pool)
+        .await
+        .map_err(storage)?;
     }
-    // Unless the link was opened meanwhile: the receipt stays.
-    sqlx::query(
-        "UPDATE connector_transmissions SET state = 'sent', updated_at = $1 WHERE dossier_id = $2 AND step = $3 AND state = 'mailing'",
-    )
-    .bind(OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default())
-    .bind(outgoing.dossier.to_string())
-    .bind(step)
-    .execute(pool)
-    .await
-    .map_err(storage)?;
+    outcome?;
     Ok(outgoing.recipient.to_owned())
 }
 
