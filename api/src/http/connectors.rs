@@ -152,23 +152,28 @@ pub async fn number(
             "numéro de transaction attendu (≥ 1)",
         ));
     }
-    let id = recovery::number_pes(
-        &state.engine,
-        actor.tenant,
-        actor.user,
-        dossier,
-        body.transaction,
-    )
-    .await
-    .map_err(|e| match e {
-        // S²LOW holds another file, or none, under this number.
-        seing_connectors::Error::Refused(reason) => ApiError::invalid("transaction", reason),
-        other => other.into(),
-    })?;
+    let id = number_pes(&state.engine, actor, dossier, body.transaction).await?;
     Ok(Json(NumberedPes {
         dossier: dossier.to_string(),
         transaction: id.0,
     }))
+}
+
+/// Gives the PES of `dossier` its S²LOW transaction number in the name of `actor` (the REST
+/// route and the administration page); S²LOW holding another file, or none, under that number
+/// is a refusal of the field `transaction`.
+pub(crate) async fn number_pes(
+    engine: &seing_engine::Engine,
+    actor: seing_engine::model::Actor,
+    dossier: DossierId,
+    transaction: u64,
+) -> ApiResult<seing_connectors::s2low::HeliosTransaction> {
+    recovery::number_pes(engine, actor.tenant, actor.user, dossier, transaction)
+        .await
+        .map_err(|e| match e {
+            seing_connectors::Error::Refused(reason) => ApiError::invalid("transaction", reason),
+            other => other.into(),
+        })
 }
 
 /// Opens a notification link (the outside recipient, no login): the first opening records the

@@ -870,18 +870,8 @@ pub async fn number_pes(
                     "un numéro de transaction S²LOW est un nombre",
                 )
             })?;
-        recovery::number_pes(
-            &state.engine,
-            person.actor.tenant,
-            person.actor.user,
-            dossier,
-            transaction,
-        )
-        .await
-        .map_err(|e| match e {
-            seing_connectors::Error::Refused(reason) => ApiError::invalid("transaction", reason),
-            other => other.into(),
-        })?;
+        crate::http::connectors::number_pes(&state.engine, person.actor, dossier, transaction)
+            .await?;
         Ok(notice(&format!(
             "PES rapproché de la transaction S²LOW {transaction} : son acquittement sera suivi."
         )))
